@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pixelpilot`` CLI, one module each (see ``agent.cli``)."""

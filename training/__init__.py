@@ -1,0 +1,1 @@
+"""pixelpilot: training package."""

@@ -1,0 +1,1 @@
+"""pixelpilot: trajectories package."""
