@@ -99,14 +99,16 @@ def smart_resize(
     height: int,
     width: int,
     factor: int = 28,
-    min_pixels: int = 56 * 56,
-    max_pixels: int = 14 * 14 * 4 * 1280,
+    min_pixels: int = 100 * 28 * 28,
+    max_pixels: int = 16384 * 28 * 28,
 ) -> tuple[int, int]:
     """Qwen2-VL's resize rule, returning ``(height, width)``.
 
     Both sides become multiples of ``factor``, the pixel count lands in
     ``[min_pixels, max_pixels]``, and the aspect ratio is kept as closely as possible.
-    UI-TARS 1.5 and Qwen2.5-VL give absolute coordinates in this resized space.
+    UI-TARS 1.5 and Qwen2.5-VL give absolute coordinates in this resized space. The defaults
+    are the ``ui-tars`` package's (min 100·28², max 16384·28²); deployments often lower
+    ``max_pixels`` (e.g. 1280·28²) — pass the value the served model uses.
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")

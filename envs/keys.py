@@ -36,7 +36,9 @@ KEYBOARD_KEYS: frozenset[str] = frozenset(
 #: Other spellings (lower case, without spaces/underscores/dashes) → canonical name.
 ALIASES: dict[str, str] = {
     "control": "ctrl", "ctl": "ctrl", "lctrl": "ctrlleft", "rctrl": "ctrlright",
-    "controlleft": "ctrlleft", "controlright": "ctrlright",
+    "controlleft": "ctrlleft", "controlright": "ctrlright", "controll": "ctrlleft",
+    "controlr": "ctrlright", "shiftl": "shiftleft", "shiftr": "shiftright", "altl": "altleft",
+    "altr": "altright", "metal": "winleft", "metar": "winright", "isolevel3shift": "altright",
     "super": "win", "meta": "win", "cmd": "win", "windows": "win", "superl": "winleft",
     "superr": "winright", "metaleft": "winleft", "metaright": "winright",
     "lalt": "altleft", "ralt": "altright", "altgr": "altright",
