@@ -1,0 +1,117 @@
+"""A policy behind any OpenAI-compatible chat-completions endpoint.
+
+This is how pixelpilot talks to UI-TARS, OpenCUA, Qwen2.5-VL or Kimi-VL served by vLLM, and
+to its own model served by ``pixelpilot serve``. Screenshots go as data URLs after the
+model's resize rule; the API key comes from an environment variable (never from the
+command line or the trajectory). Each call has a timeout and failed calls are retried with
+exponential backoff; what finally fails raises ``PolicyError``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.images import ResizeRule, encode_data_url, resize_rgb
+from agent.messages import build_messages
+from agent.policy import PolicyError, PolicyInput, PolicyReply
+
+
+@dataclass(frozen=True)
+class OpenAIPolicyConfig:
+    """Settings of an OpenAI-compatible backend."""
+
+    base_url: str
+    model: str
+    output_format: str = "native"
+    api_key_env: str = "OPENAI_API_KEY"
+    resize: ResizeRule = field(default_factory=ResizeRule)
+    history_images: int = 3
+    max_tokens: int = 512
+    temperature: float = 0.0
+    timeout_s: float = 120.0
+    retries: int = 3
+    backoff_s: float = 1.0
+    logprobs: bool = False
+    image_format: str = "png"
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL like http://127.0.0.1:8000/v1, got {self.base_url!r}")
+        if self.retries < 0 or self.timeout_s <= 0 or self.history_images < 0 or self.max_tokens <= 0:
+            raise ValueError(f"invalid OpenAI policy settings: {self}")
+
+
+class OpenAIPolicy:
+    """Chat-completions policy; replies are text for the loop's output format to parse."""
+
+    name = "openai"
+    privileged = False
+
+    def __init__(self, config: OpenAIPolicyConfig) -> None:
+        import openai  # optional dependency: pixelpilot[agent]
+
+        self.config = config
+        self.model = config.model
+        self.output_format = config.output_format
+        self._openai = openai
+        key = os.environ.get(config.api_key_env) or "EMPTY"  # vLLM and `pixelpilot serve` accept any key
+        self._client = openai.OpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout_s, max_retries=0)
+
+    def reset(self, instruction: str) -> None:
+        """Nothing is kept between episodes."""
+
+    def _image_part(self, image_HWC: np.ndarray) -> dict[str, Any]:
+        w, h = image_HWC.shape[1], image_HWC.shape[0]
+        resized = resize_rgb(image_HWC, self.config.resize.target_size(w, h))
+        return {"type": "image_url", "image_url": {"url": encode_data_url(resized, self.config.image_format)}}
+
+    def system_prompt(self, screen_size: tuple[int, int]) -> str:
+        """The output format's description of the action space for this screen."""
+        from agent.formats import ModelFrame, get_format
+
+        frame = ModelFrame(screen_size=screen_size, image_size=self.config.resize.target_size(*screen_size))
+        return get_format(self.output_format).system_prompt(frame)
+
+    def act(self, inp: PolicyInput) -> PolicyReply:
+        size = inp.observation.size
+        messages = build_messages(inp, self.system_prompt(size), self.config.history_images, self._image_part)
+        t0 = time.perf_counter()
+        response = self._call(messages)
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        logprobs = None
+        if self.config.logprobs and getattr(choice, "logprobs", None) and choice.logprobs.content:
+            logprobs = [float(t.logprob) for t in choice.logprobs.content]
+        usage = {}
+        if response.usage is not None:
+            usage = {"prompt_tokens": response.usage.prompt_tokens, "completion_tokens": response.usage.completion_tokens}
+        return PolicyReply(text=text, image_size=self.config.resize.target_size(*size), logprobs=logprobs,
+                           usage=usage, model_s=time.perf_counter() - t0)
+
+    def _call(self, messages: list[dict[str, Any]]) -> Any:
+        cfg = self.config
+        retryable = (self._openai.APIConnectionError, self._openai.APITimeoutError, self._openai.RateLimitError,
+                     self._openai.InternalServerError)
+        last: Exception | None = None
+        for attempt in range(cfg.retries + 1):
+            try:
+                kwargs: dict[str, Any] = {"model": cfg.model, "messages": messages, "max_tokens": cfg.max_tokens,
+                                          "temperature": cfg.temperature}
+                if cfg.logprobs:
+                    kwargs["logprobs"] = True
+                return self._client.chat.completions.create(**kwargs)
+            except retryable as exc:
+                last = exc
+                if attempt < cfg.retries:
+                    time.sleep(cfg.backoff_s * (2 ** attempt))
+            except self._openai.APIStatusError as exc:  # 4xx: retrying will not help
+                raise PolicyError(f"{cfg.base_url} rejected the request ({exc.status_code}): {exc.message}") from exc
+        raise PolicyError(
+            f"no reply from {cfg.base_url} after {cfg.retries + 1} attempts ({type(last).__name__}: {last}); "
+            "check the server is running and --model names a model it serves"
+        )
