@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Explicit registry of sub-command modules, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.envs_cmd",
+    "agent.commands.tasks_cmd",
 )
 
 
