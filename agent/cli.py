@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.envs_cmd",
     "agent.commands.tasks_cmd",
+    "agent.commands.view_cmd",
 )
 
 
