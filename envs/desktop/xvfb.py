@@ -1,10 +1,12 @@
 """``Xvfb``: a virtual X display this process owns (or an existing one it attaches to).
 
-An owned display is started with ``Xvfb -displayfd``: the X server itself picks the first
-free display number (it takes ``/tmp/.X{n}-lock`` atomically, so two envs starting at once
-never collide) and writes the number to a pipe once it accepts connections. We then open
-one X connection to confirm, and optionally start openbox and wait until it owns the
-``WM_S0`` selection (the ICCCM "a window manager is running" signal). No fixed sleeps.
+An owned display gets the first number from :10 up whose ``/tmp/.X{n}-lock`` and socket
+do not exist. Xvfb takes the lock file atomically; if another server wins the race for a
+number, ours exits and we try the next one. It is ready when the lock file holds *our*
+Xvfb's PID and a connection succeeds (polled with back-off; ``-displayfd`` would signal
+readiness too, but then Xvfb writes no lock file and other tools could pick the same
+number). Optionally openbox is started and we wait until it owns the ``WM_S0`` selection
+(the ICCCM "a window manager is running" signal). No fixed sleeps.
 
 Everything started here is stopped by PID in ``stop()``, on ``with`` exit, and at
 interpreter exit (``atexit``) for displays nobody stopped. An attached display
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import select
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +32,9 @@ from envs.desktop.procs import poll_until, spawn, stop
 from envs.errors import BackendDiedError, EnvSetupError
 
 _MIN_SIDE, _MAX_SIDE = 64, 8192
+# Managed displays start at :10 so :0/:1 stay free for real sessions.
+_FIRST_DISPLAY, _LAST_DISPLAY = 10, 999
+_START_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -189,47 +193,43 @@ class Xvfb:
     # -- internals ----------------------------------------------------------------------
     def _start_server(self) -> None:
         binary = _require_binary("Xvfb", "xvfb")
-        w, h = self.config.size
-        read_fd, write_fd = os.pipe()
         self._log = tempfile.TemporaryFile(prefix="pixelpilot-xvfb-")
-        cmd = [binary, "-displayfd", str(write_fd), "-screen", "0", f"{w}x{h}x{self.config.depth}",
+        tried: list[int] = []
+        for _ in range(_START_ATTEMPTS):
+            number = free_display_number(after=tried[-1] if tried else _FIRST_DISPLAY - 1)
+            tried.append(number)
+            if self._try_server(binary, number):
+                return
+        raise EnvSetupError(f"Xvfb could not start on displays {tried} (another X server took each one first?); "
+                            f"last error: {self._log_tail()}")
+
+    def _try_server(self, binary: str, number: int) -> bool:
+        """Start Xvfb on ``:number``; True once it is ours and accepts connections, False if it lost the race."""
+        w, h = self.config.size
+        # An explicit display number (not -displayfd) so Xvfb writes /tmp/.X{n}-lock, which
+        # other tools choosing a display look at. Readiness is polled below.
+        cmd = [binary, f":{number}", "-screen", "0", f"{w}x{h}x{self.config.depth}",
                "-nolisten", "tcp", "-noreset", "+extension", "XTEST"]
-        try:
-            self._server = spawn(cmd, env=os.environ, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=self._log)
-        finally:
-            os.close(write_fd)
-        try:
-            number = self._read_display_number(read_fd)
-        finally:
-            os.close(read_fd)
+        server = spawn(cmd, env=os.environ, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
+        self._server = server
         self._display = f":{number}"
+
+        def ready() -> xdisplay.Display | None:
+            # The lock file names the PID of the server that owns the number: connect only
+            # once it is ours, so we never mistake a concurrent server for our own.
+            return _try_connect(self.display) if _lock_pid(number) == server.pid else None
+
         try:
-            self._x = poll_until(lambda: _try_connect(self.display), timeout_s=self.config.start_timeout_s,
+            self._x = poll_until(ready, timeout_s=self.config.start_timeout_s,
                                  what=f"Xvfb on {self.display} to accept connections", abort=self._server_exit_reason)
+            return True
         except TimeoutError as exc:
-            raise EnvSetupError(f"{exc}; Xvfb said: {self._log_tail()}") from None
-
-    def _read_display_number(self, read_fd: int) -> int:
-        # -displayfd writes "<n>\n" once the server is ready; EOF means it died first.
-        data = b""
-
-        def ready() -> bool | None:
-            nonlocal data
-            readable, _, _ = select.select([read_fd], [], [], 0)
-            if readable:
-                chunk = os.read(read_fd, 64)
-                if not chunk:
-                    raise EnvSetupError(f"Xvfb exited before it was ready: {self._log_tail()}")
-                data += chunk
-            return b"\n" in data or None
-
-        try:
-            poll_until(ready, timeout_s=self.config.start_timeout_s, what="Xvfb to report its display number",
-                       abort=self._server_exit_reason)
-        except TimeoutError as exc:
-            raise EnvSetupError(f"{exc}; Xvfb said: {self._log_tail()}") from None
-        return int(data.split(b"\n", 1)[0].strip())
+            if server.poll() is None:  # alive but never ready: a real failure, not a lost race
+                raise EnvSetupError(f"{exc}; Xvfb said: {self._log_tail()}") from None
+            stop(server)
+            self._server = None
+            self._display = None
+            return False
 
     def _start_wm(self) -> None:
         binary = _require_binary("openbox", "openbox")
@@ -271,16 +271,48 @@ class Xvfb:
                 pass  # the server is already gone; nothing to close
             self._x = None
         if self._owned:
-            for attr in ("_wm", "_server"):  # window manager first, then the server under it
-                proc = getattr(self, attr)
-                if proc is not None:
-                    stop(proc)
-                    setattr(self, attr, None)
+            if self._wm is not None:  # window manager first, then the server under it
+                stop(self._wm)
+                self._wm = None
+            if self._server is not None:
+                stop(self._server)
+                if self._display is not None:
+                    _remove_stale_files(int(self._display.lstrip(":")), self._server.pid)
+                self._server = None
             if self._log is not None:
                 self._log.close()
                 self._log = None
             self._display = None
         _LIVE.discard(self)
+
+
+def _lock_pid(number: int) -> int | None:
+    """PID written in ``/tmp/.X{number}-lock`` (None if missing or not yet written)."""
+    try:
+        with open(f"/tmp/.X{number}-lock", encoding="ascii", errors="replace") as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _remove_stale_files(number: int, pid: int) -> None:
+    """After our Xvfb ``pid`` is reaped: remove the lock file and socket it left (killed by SIGKILL)."""
+    if _lock_pid(number) != pid:
+        return  # it cleaned up itself, or the number already belongs to another server
+    for path in (f"/tmp/.X11-unix/X{number}", f"/tmp/.X{number}-lock"):  # the lock last: it guards the number
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def free_display_number(after: int = _FIRST_DISPLAY - 1) -> int:
+    """The first display number above ``after`` with neither a lock file nor a socket."""
+    for number in range(after + 1, _LAST_DISPLAY + 1):
+        if not os.path.exists(f"/tmp/.X{number}-lock") and not os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            return number
+    raise EnvSetupError(f"no free X display number in ({after}, {_LAST_DISPLAY}]: remove stale /tmp/.X*-lock files")
 
 
 def _try_connect(name: str) -> xdisplay.Display | None:
