@@ -213,7 +213,8 @@ class LocalController:
             raise ControllerUnsupportedError("screenshots need an X display: set DISPLAY or pass display=")
         import mss
 
-        with mss.mss(display=self.display) as grabber:
+        factory = getattr(mss, "MSS", None) or mss.mss  # mss >= 10 renamed the factory
+        with factory(display=self.display) as grabber:
             shot = grabber.grab(grabber.monitors[1])
         bgra = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
         return np.ascontiguousarray(bgra[:, :, 2::-1])
