@@ -331,6 +331,10 @@ def gen_chat(rng: random.Random) -> str:
         "Let me take a screenshot first to see what is on the screen right now.",
         "That button saves your work and closes the dialog. If you want to keep it open, use Apply instead.",
     ])
+    if rng.random() < 0.5:  # the model's own chat layout (role names follow the role tokens)
+        system = "<|im_system|>system<|im_middle|>You are a helpful assistant.<|im_end|>" if rng.random() < 0.3 else ""
+        return (f"{system}<|im_user|>user<|im_middle|>{q}<|im_end|>"
+                f"<|im_assistant|>assistant<|im_middle|>{a}<|im_end|>")
     return f"User: {q}\nAssistant: {a}"
 
 

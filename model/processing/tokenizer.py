@@ -17,7 +17,8 @@ module knows nothing about images or chat roles (see ``chat.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -65,9 +66,19 @@ def train_tokenizer(files: Sequence[Path | str], vocab_size: int = DEFAULT_VOCAB
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train([str(f) for f in files], trainer)
+    tok.train_from_iterator(_training_pieces(files), trainer)
     check_special_ids(tok)
     return tok
+
+
+def _training_pieces(files: Sequence[Path | str]) -> Iterator[str]:
+    """Corpus lines with special-token strings cut out, so no merge ever spans into one
+    (the chat corpus is written in the real template, special tokens included)."""
+    pattern = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                yield from (piece for piece in pattern.split(line) if piece)
 
 
 def check_special_ids(tok: Tokenizer) -> None:
