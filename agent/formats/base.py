@@ -16,6 +16,7 @@ This module knows nothing about any particular format's syntax.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
@@ -174,6 +175,15 @@ def fmt_number(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
+def safe_json(value: Any) -> str:
+    """JSON text whose ``<`` and backticks are ``\\u`` escapes, so a typed "```", "</think>" or
+    "</tool_call>" cannot end the code block, section or tag around it."""
+    text = json.dumps(value, ensure_ascii=False)
+    if any("\ud800" <= c <= "\udfff" for c in text):  # lone surrogates only survive as escapes
+        text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace("`", "\\u0060")
+
+
 def make_action(cls: type, what: str, **kwargs: Any) -> Action:
     """Construct ``cls(**kwargs)``, turning validation errors into ``ParseError`` about ``what``."""
     try:
@@ -204,6 +214,6 @@ def scroll_center(frame: ModelFrame) -> tuple[int, int]:
 
 __all__ = [
     "COORD_KINDS", "CoordSystem", "MAX_REPLY_CHARS", "ModelFrame", "OutputFormat", "ParseError",
-    "ParsedReply", "UnsupportedActionError", "check_reply", "fmt_number", "join_thoughts", "make_action",
+    "ParsedReply", "UnsupportedActionError", "check_reply", "safe_json", "fmt_number", "join_thoughts", "make_action",
     "scroll_center",
 ]

@@ -32,7 +32,6 @@ Markdown code fence are ignored.
 from __future__ import annotations
 
 import ast
-import json
 import textwrap
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Sequence
@@ -40,7 +39,7 @@ from typing import Any, Sequence
 from envs.actions import ACTIONS_BY_KIND, Action, action_from_json, action_to_json
 from envs.errors import InvalidActionError
 
-from agent.formats.base import CoordSystem, ModelFrame, ParsedReply, ParseError, check_reply
+from agent.formats.base import CoordSystem, ModelFrame, ParsedReply, ParseError, check_reply, safe_json
 from agent.formats.pyautogui_code import literal_value
 from agent.formats.thinking import join_thinking, split_thinking
 
@@ -184,10 +183,7 @@ def _no_star() -> Any:
 
 
 def _literal(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    if any("\ud800" <= c <= "\udfff" for c in text):  # lone surrogates cannot be parsed back raw
-        text = json.dumps(value)
-    return text
+    return safe_json(value)
 
 
 def _strip_fence(text: str) -> str:

@@ -123,11 +123,20 @@ class ActionBuilder:
         if x is None and y is None:
             if self.cursor is None:
                 raise ParseError(f"{what} needs x and y: no earlier call in this reply says where the pointer is")
+            self._fold_move()
             return self.cursor
         if x is None or y is None:
             raise ParseError(f"{what} needs both x and y, got x={x!r}, y={y!r}")
         self.cursor = self.point(x, y)
         return self.cursor
+
+    def _fold_move(self) -> bool:
+        """Drop a trailing move to the pointer: an action there right after it does the same."""
+        last = self.actions[-1] if self.actions else None
+        if isinstance(last, Move) and (last.x, last.y) == self.cursor:
+            self.actions.pop()
+            return True
+        return False
 
     def click(self, x: Any, y: Any, button: Any = "left", count: Any = 1, what: str = "click") -> None:
         """Click ``count`` times with ``button`` at (x, y) or at the pointer."""
@@ -148,10 +157,11 @@ class ActionBuilder:
         start = self.cursor
         tx, ty = self.at(x, y, what)
         if start is None:  # pointer unknown: press where it is, release at the target
-            self._add(MouseDown(btn))
+            self._add(MouseDown(btn))  # type: ignore[arg-type]
             self._add(MouseUp(btn, tx, ty))  # type: ignore[arg-type]
             return
-        if self.actions and isinstance(self.actions[-1], Move) and (self.actions[-1].x, self.actions[-1].y) == start:
+        last = self.actions[-1] if self.actions else None
+        if isinstance(last, Move) and (last.x, last.y) == start:
             self.actions.pop()
         self._add(Drag(start[0], start[1], tx, ty, btn))  # type: ignore[arg-type]
 
@@ -159,17 +169,21 @@ class ActionBuilder:
         """Press (``down``) or release ``button``, at (x, y) if given."""
         what = "mouseDown" if down else "mouseUp"
         self._no_keys_held(what)
-        point = self.at(x, y, what) if (x is not None or y is not None) else (None, None)
         cls = MouseDown if down else MouseUp
+        if x is None and y is None and self._fold_move():  # moveTo(p); mouseDown() == mouseDown at p
+            x, y = self.cursor  # type: ignore[misc]
+            self._add(make_action(cls, what, button=button_name(button), x=x, y=y))
+            return
+        point = self.at(x, y, what) if (x is not None or y is not None) else (None, None)
         self._add(make_action(cls, what, button=button_name(button), x=point[0], y=point[1]))
 
     def scroll(self, x: Any, y: Any, dx: Any = 0, dy: Any = 0, what: str = "scroll") -> None:
         """Scroll by ``dx``/``dy`` notches (positive dy = down) at (x, y), the pointer or the centre."""
         self._no_keys_held(what)
         if x is None and y is None and self.cursor is None:
-            px, py = self.scroll_point
+            px, py = self.scroll_point  # documented fallback: no position known at all
         else:
-            px, py = self.at(x, y, what)
+            px, py = self.at(x, y, what)  # at the pointer, a move right before it is folded in
         self._add(make_action(Scroll, what, x=px, y=py, dx=whole(dx, "scroll amount"), dy=whole(dy, "scroll amount")))
 
     def type_text(self, text: Any, what: str = "write") -> None:
@@ -399,8 +413,17 @@ def parse_code_actions(code: str, point: PointMap, scroll_point: tuple[int, int]
     return builder.finish()
 
 
+def py_literal(text: str) -> str:
+    """``text`` as a Python string literal that is safe inside Markdown fences and tag-delimited replies.
+
+    Backticks and ``<`` are written as ``\\x60`` / ``\\x3c`` so a typed "```" or "</think>" cannot end
+    the surrounding code block or section.
+    """
+    return repr(text).replace("`", "\\x60").replace("<", "\\x3c")
+
+
 def _key_args(keys: tuple[str, ...]) -> str:
-    return ", ".join(repr(k) for k in keys)
+    return ", ".join(py_literal(k) for k in keys)
 
 
 def format_code_line(action: Action, point: Callable[[int, int], tuple[float, float]]) -> list[str]:
@@ -434,10 +457,10 @@ def format_code_line(action: Action, point: Callable[[int, int], tuple[float, fl
             out.append(f"pyautogui.hscroll({action.dx}, {xy(action.x, action.y)})")
         return out
     if isinstance(action, TypeText):
-        return [f"pyautogui.write({action.text!r})"]
+        return [f"pyautogui.write({py_literal(action.text)})"]
     if isinstance(action, Hotkey):
         if len(action.keys) == 1:
-            return [f"pyautogui.press({action.keys[0]!r})"]
+            return [f"pyautogui.press({py_literal(action.keys[0])})"]
         return [f"pyautogui.hotkey({_key_args(action.keys)})"]
     if isinstance(action, (MouseDown, MouseUp)):
         fn = "mouseDown" if isinstance(action, MouseDown) else "mouseUp"
@@ -451,4 +474,4 @@ def format_code_line(action: Action, point: Callable[[int, int], tuple[float, fl
 
 
 __all__ = ["ActionBuilder", "CALLS", "CallSpec", "PointMap", "button_name", "format_code_line", "literal_value",
-           "parse_code_actions", "parse_pyautogui_code", "whole"]
+           "parse_code_actions", "parse_pyautogui_code", "py_literal", "whole"]

@@ -86,6 +86,7 @@ def unescape(text: str) -> str:
 def quote(text: str) -> str:
     """``text`` as a single-quoted Python string literal (UI-TARS writes content this way)."""
     body = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    body = body.replace("<", "\\x3c")  # a typed "</think>" must not end a thinking section
     return f"'{body}'"
 
 
