@@ -110,28 +110,47 @@ class FrameStore:
         self.codec = codec or FrameCodec()
         self.fsync = fsync
         self._known: set[str] = set()
+        self._pending: dict[str, threading.Event] = {}  # content being written by another thread
         self._lock = threading.Lock()
         self.stats = {"frames": 0, "new_frames": 0, "bytes_written": 0}
 
     def put(self, frame_HWC: np.ndarray) -> FrameRef:
-        """Store a frame (once per content) and return its reference."""
+        """Store a frame (once per content) and return its reference.
+
+        If another thread is storing the same content right now, wait for it rather than
+        encoding the frame twice (consecutive identical screenshots are the common case).
+        """
         frame_HWC = check_frame(frame_HWC)
         ref = FrameRef(frame_sha256(frame_HWC), self.codec.format, int(frame_HWC.shape[1]), int(frame_HWC.shape[0]))
+        name, path = ref.filename, self.directory / ref.filename
         with self._lock:
             self.stats["frames"] += 1
-            seen = ref.filename in self._known
-        path = self.directory / ref.filename
-        if seen or path.exists():
+            if name in self._known:
+                return ref
+            pending = self._pending.get(name)
+            owner = pending is None
+            if owner:
+                pending = self._pending[name] = threading.Event()
+        if not owner:
+            pending.wait()
+            if path.exists():
+                return ref
+            # the other writer failed: fall through and try ourselves (raising our own error)
+        try:
+            if not path.exists():
+                data = self.codec.encode(frame_HWC)
+                self.directory.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, data, fsync=self.fsync)
+                with self._lock:
+                    self.stats["new_frames"] += 1
+                    self.stats["bytes_written"] += len(data)
             with self._lock:
-                self._known.add(ref.filename)
-            return ref
-        data = self.codec.encode(frame_HWC)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data, fsync=self.fsync)
-        with self._lock:
-            self._known.add(ref.filename)
-            self.stats["new_frames"] += 1
-            self.stats["bytes_written"] += len(data)
+                self._known.add(name)
+        finally:
+            if owner:
+                with self._lock:
+                    self._pending.pop(name, None)
+                pending.set()
         return ref
 
     def path(self, ref: FrameRef) -> Path:

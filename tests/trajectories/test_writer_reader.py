@@ -126,3 +126,18 @@ def test_damage_in_the_middle_is_an_error(tmp_path: Path) -> None:
     jsonl.write_bytes(b"")
     with pytest.raises(CorruptTrajectoryError, match="no meta line"):
         read_episode(path)
+
+
+def test_concurrent_puts_of_one_frame_encode_it_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trajectories.frames import FrameStore
+
+    store = FrameStore(tmp_path / "frames", fsync=False)
+    big = np.repeat(np.repeat(screen(3), 8, axis=0), 8, axis=1)  # slow enough to encode that puts overlap
+    with ThreadPoolExecutor(4) as pool:
+        refs = list(pool.map(lambda _: store.put(big), range(8)))
+    assert len({r.sha256 for r in refs}) == 1
+    assert store.stats["new_frames"] == 1 and store.stats["frames"] == 8
+    assert [p.name for p in (tmp_path / "frames").iterdir()] == [refs[0].filename]
+    np.testing.assert_array_equal(store.load(refs[0]), big)
