@@ -15,6 +15,7 @@ other way round.
 
 from __future__ import annotations
 
+import fcntl
 import random
 import sqlite3
 import threading
@@ -30,11 +31,12 @@ from trajectories.schema import EpisodeEnd, EpisodeMeta, SchemaError
 from trajectories.writer import JSONL_NAME, EpisodeSummary, EpisodeWriter, WriterConfig
 
 INDEX_NAME = "index.sqlite"
+LOCK_NAME = ".index.lock"
 EPISODES_DIRNAME = "episodes"
 RUN_FRAMES_DIRNAME = "frames"
 _COLUMNS = ("episode_id", "task_id", "suite", "instruction", "outcome", "reward", "model", "policy",
             "env_name", "privileged", "steps", "started_at", "ended_at", "seed", "code_version", "path")
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS episodes (
     episode_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, suite TEXT NOT NULL, instruction TEXT NOT NULL,
     outcome TEXT NOT NULL, reward REAL NOT NULL, model TEXT NOT NULL, policy TEXT NOT NULL,
@@ -94,16 +96,27 @@ class TrajectoryStore:
         self.index_path = self.root / INDEX_NAME
         self.episodes_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # Creating the index is serialised across processes (flock), so that one process never
+        # mistakes another's brand-new index for a deleted one and removes its WAL files.
+        with open(self.root / LOCK_NAME, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                self._db = self._open_index()
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _open_index(self) -> sqlite3.Connection:
         fresh = not self.index_path.exists()
         if fresh:  # a stale WAL from a deleted index must not be replayed into the new one
             for suffix in ("-wal", "-shm"):
                 Path(str(self.index_path) + suffix).unlink(missing_ok=True)
-        self._db = sqlite3.connect(self.index_path, timeout=busy_timeout_s, check_same_thread=False,
+        self._db = sqlite3.connect(self.index_path, timeout=self.busy_timeout_s, check_same_thread=False,
                                    isolation_level=None)
         self._retry(lambda db: db.execute("PRAGMA journal_mode=WAL").fetchone())
         self._retry(lambda db: db.executescript(_SCHEMA))
         if fresh and any(self.episodes_dir.iterdir()):
             self.reindex()
+        return self._db
 
     # -- sqlite plumbing ---------------------------------------------------------------------
     def _retry(self, fn: Callable[[sqlite3.Connection], T]) -> T:
