@@ -43,7 +43,8 @@ table.meta td{padding:1px 10px 1px 0;vertical-align:top}table.meta td:first-chil
 .shot{position:relative;margin:0;flex:0 1 auto;line-height:0}
 .shot img{display:block;width:100%;height:auto;border:1px solid #d0d7de;box-sizing:border-box}
 .shot svg{position:absolute;left:0;top:0;width:100%;height:100%;overflow:visible;pointer-events:none}
-.side{flex:1 1 320px;min-width:280px}pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;
+@media (min-width:900px){.shot{max-width:calc(100% - 340px)}}
+.side{flex:1 1 300px;min-width:280px}pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;
 padding:6px;margin:4px 0;line-height:1.35}.error{color:#cf222e;font-weight:600}
 .warn{background:#fff8c5;padding:6px;border:1px solid #d4a72c}
 table.run{border-collapse:collapse;width:100%}table.run td,table.run th{border-bottom:1px solid #d0d7de;
