@@ -78,9 +78,18 @@ def json_objects(text: str) -> list[Any]:
     found: list[Any] = []
     decoder = json.JSONDecoder()
     for block in blocks:
-        if block.strip() in SPECIALS:
-            found.append(block.strip())
+        stripped = block.strip()
+        if stripped in SPECIALS:
+            found.append(stripped)
             continue
+        if stripped.startswith("["):  # a list of actions in one block
+            try:
+                value = json.loads(stripped)
+            except (ValueError, RecursionError):
+                value = None
+            if isinstance(value, list):
+                found.extend(value)
+                continue
         i = 0
         while (start := _next_json(block, i)) != -1:
             try:
@@ -88,7 +97,7 @@ def json_objects(text: str) -> list[Any]:
             except (ValueError, RecursionError):
                 i = start + 1
                 continue
-            found.extend(value if isinstance(value, list) else [value])
+            found.append(value)
             i = end
     if not found and text.strip() in SPECIALS:
         found.append(text.strip())
@@ -96,8 +105,7 @@ def json_objects(text: str) -> list[Any]:
 
 
 def _next_json(text: str, start: int) -> int:
-    positions = [p for p in (text.find("{", start), text.find("[", start)) if p != -1]
-    return min(positions) if positions else -1
+    return text.find("{", start)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def literal_value(node: ast.AST, names: Mapping[str, Any] | None = None, depth: 
 
 
 def _hashable(value: Any) -> Any:
-    if isinstance(value, list):
+    if not isinstance(value, (str, int, float, bool, type(None))):
         raise ParseError("dictionary keys must be strings or numbers")
     return value
 
