@@ -105,10 +105,16 @@ def _program(command: str | tuple[str, ...]) -> str:
 
 
 def _launch(step: LaunchStep, c: Controller, ctx: SetupContext) -> str:
-    pid = c.launch(step.command, shell=step.shell)
     hints = APP_WINDOW_CLASSES.get(_program(step.command)) if not step.shell else None
-    if hints and ctx.check_windows and _windows(c) is not None:
-        seen = _poll(lambda: any(h in w.wm_class.lower() for w in c.list_windows() for h in hints), step.timeout_s)
+    before = _windows(c) if hints and ctx.check_windows else None
+    pid = c.launch(step.command, shell=step.shell)
+    if hints and before is not None:
+        old = {w.id for w in before}
+
+        def new_window() -> bool:  # a window that was not there before the launch
+            return any(w.id not in old and h in w.wm_class.lower() for w in c.list_windows() for h in hints)
+
+        seen = _poll(new_window, step.timeout_s)
         if not seen:
             raise RuntimeError(f"postcondition: no window of class {hints} appeared within {step.timeout_s:.0f}s")
         return f"pid {pid}; window {hints} appeared"
