@@ -1,0 +1,81 @@
+"""Build environments and policies from CLI-style specs, through explicit registries.
+
+``make_env("desktop", size=(1280, 800))`` / ``make_env("browser", ...)``;
+``make_policy("http://127.0.0.1:8000/v1", model_name=..., output_format=...)`` picks the
+OpenAI-compatible backend for URLs and a local backend for directories (the project's own
+model when its ``config.json`` says ``pixelpilot_vl``, transformers otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from agent.images import ResizeRule
+from agent.policy import Policy
+from envs.base import Env
+
+
+def _desktop(size: tuple[int, int] = (1280, 800), max_steps: int = 50, **kw: Any) -> Env:
+    from envs.desktop.env import DesktopConfig, DesktopEnv
+
+    return DesktopEnv(DesktopConfig(size=size, max_steps=max_steps, **kw))
+
+
+def _browser(size: tuple[int, int] = (1280, 800), max_steps: int = 50, **kw: Any) -> Env:
+    from envs.browser.env import BrowserEnv
+    from envs.browser.launch import BrowserConfig
+
+    return BrowserEnv(BrowserConfig(width=size[0], height=size[1], **kw), max_steps=max_steps)
+
+
+ENV_FACTORIES: dict[str, Callable[..., Env]] = {"desktop": _desktop, "browser": _browser}
+
+
+def make_env(kind: str, **kwargs: Any) -> Env:
+    """An environment of ``kind`` (see ``ENV_FACTORIES``) built with ``kwargs``."""
+    try:
+        factory = ENV_FACTORIES[kind]
+    except KeyError:
+        raise ValueError(f"unknown env {kind!r}; choose one of {sorted(ENV_FACTORIES)}") from None
+    return factory(**kwargs)
+
+
+def local_model_kind(path: str) -> str:
+    """``pixelpilot`` for the project's model directories, ``hf`` for other transformers ones."""
+    cfg = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg):
+        raise ValueError(f"{path!r} has no config.json: give a saved model directory or an http(s) URL of an "
+                         "OpenAI-compatible server")
+    with open(cfg, encoding="utf-8") as f:
+        model_type = json.load(f).get("model_type", "")
+    return "pixelpilot" if model_type == "pixelpilot_vl" else "hf"
+
+
+def make_policy(model: str, *, model_name: str | None = None, output_format: str | None = None,
+                resize: str | None = None, history_images: int = 3, max_tokens: int = 512,
+                temperature: float = 0.0) -> Policy:
+    """A policy for ``model``: an http(s) URL (OpenAI-compatible server) or a local directory."""
+    rule = ResizeRule.parse(resize) if resize else None
+    if model.startswith(("http://", "https://")):
+        from agent.policies.openai_policy import OpenAIPolicy, OpenAIPolicyConfig
+
+        return OpenAIPolicy(OpenAIPolicyConfig(
+            base_url=model, model=model_name or "pixelpilot", output_format=output_format or "native",
+            resize=rule or ResizeRule(), history_images=history_images, max_tokens=max_tokens,
+            temperature=temperature))
+    kind = local_model_kind(model)
+    if kind == "hf":
+        from agent.policies.hf_policy import HFPolicy, HFPolicyConfig
+
+        kwargs: dict[str, Any] = {"output_format": output_format or "uitars", "history_images": history_images,
+                                  "max_new_tokens": max_tokens, "temperature": temperature}
+        if rule is not None:
+            kwargs["resize"] = rule
+        return HFPolicy(HFPolicyConfig(model, **kwargs))
+    from agent.policies.local_model import LocalModelPolicy, LocalModelPolicyConfig
+
+    return LocalModelPolicy(LocalModelPolicyConfig(model, history_images=history_images, max_new_tokens=max_tokens,
+                                                   temperature=temperature))
