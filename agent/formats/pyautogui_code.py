@@ -469,7 +469,8 @@ def format_code_line(action: Action, point: Callable[[int, int], tuple[float, fl
             args.append(f"button={action.button!r}")
         return [f"pyautogui.{fn}({', '.join(args)})"]
     if isinstance(action, Wait):
-        return [f"time.sleep({fmt_number(action.seconds)})"]
+        seconds = action.seconds
+        return [f"time.sleep({int(seconds) if seconds.is_integer() else repr(seconds)})"]
     raise TypeError(f"format_code_line does not handle {type(action).__name__}")
 
 
