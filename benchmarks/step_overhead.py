@@ -8,7 +8,8 @@ the next screenshot as an RGB array, at 1920x1080 by default. Rows:
 - browser step         ``BrowserEnv.step`` (headless Chromium via Playwright, CDP capture),
                        or "unavailable" when ``envs.browser`` / Chromium cannot run here.
 - osworld step         what OSWorld's guest server does per action: spawn
-                       ``python -c "import pyautogui; pyautogui.moveTo(x, y)"`` (or ``click``),
+                       ``python -c "import pyautogui; pyautogui.moveTo(x, y)"`` (or ``click``;
+                       with ``PAUSE = 0``, unlike OSWorld's 0.1 s default, so the row is a lower bound),
                        then take a screenshot in a *separate* process that writes a PNG, and
                        decode that PNG into an RGB array. OSWorld grabs with
                        ``pyautogui.screenshot()``, which fails on this machine (no scrot /
@@ -48,7 +49,10 @@ from envs.desktop import DesktopEnv, ScreenCapture
 CAPTURE_TARGET_MS = 5.0
 RATIO_TARGET = 10.0
 
-_OSWORLD_ACTION = "import pyautogui; pyautogui.{fn}({x}, {y})"
+# OSWorld's server runs "import pyautogui; import time; pyautogui.FAILSAFE = False; {command}"
+# and keeps pyautogui's default PAUSE of 0.1 s after every call. We set PAUSE = 0, so the
+# osworld row is a lower bound of what OSWorld pays (the ratio is conservative).
+_OSWORLD_ACTION = "import pyautogui; pyautogui.FAILSAFE = False; pyautogui.PAUSE = 0; pyautogui.{fn}({x}, {y})"
 _OSWORLD_GRAB = (
     "import mss, mss.tools, sys; s = (getattr(mss, 'MSS', None) or mss.mss)(); shot = s.grab(s.monitors[1]); "
     "mss.tools.to_png(shot.rgb, shot.size, output=sys.argv[1])"

@@ -51,11 +51,13 @@ class ScreenCapture:
         self._closed = False
 
     def _mss(self) -> Any:
+        if self._closed:
+            raise EnvSetupError(f"screen capture of {self.display} is closed; create a new ScreenCapture")
         inst = getattr(self._local, "mss", None)
         if inst is None:
             with self._lock:
                 if self._closed:
-                    raise EnvSetupError(f"screen capture of {self.display} is closed")
+                    raise EnvSetupError(f"screen capture of {self.display} is closed; create a new ScreenCapture")
                 try:
                     inst = _MSS_FACTORY(display=self.display)
                 except mss.exception.ScreenShotError as exc:

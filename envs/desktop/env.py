@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import mss.exception
 from Xlib import error as xerror
 
 from envs.actions import Action
@@ -31,7 +30,7 @@ from envs.desktop.capture import ScreenCapture
 from envs.desktop.inputs import XTestInput
 from envs.desktop.procs import poll_until, spawn, stop
 from envs.desktop.xvfb import Xvfb, XvfbConfig
-from envs.errors import BackendDiedError, EnvNotReadyError, EnvSetupError
+from envs.errors import BackendDiedError, EnvNotReadyError, EnvSetupError, PixelPilotError
 from envs.observation import Observation
 
 RESET_OPTIONS = frozenset({"instruction", "launch", "restart"})
@@ -234,7 +233,9 @@ class DesktopEnv(GUIEnv):
         """Turn X connection failures into ``BackendDiedError`` when the server is really gone."""
         try:
             yield
-        except (xerror.ConnectionClosedError, OSError, mss.exception.ScreenShotError) as exc:
+        except PixelPilotError:
+            raise  # typed errors (bad key, xdotool failure) pass through unchanged
+        except Exception as exc:  # noqa: BLE001 - mss raises ScreenShotError or even AssertionError on a dead server
             if isinstance(exc, xerror.ConnectionClosedError) or not self._alive():
                 raise BackendDiedError(
                     f"desktop env: X server {self._xvfb.display if self._xvfb else '?'} died during {what} "

@@ -170,3 +170,21 @@ def test_attach_to_an_existing_display_leaves_it_running():
         env.close()
         assert _gone(app)
         assert server.alive() and pid_running(server.pids[0])
+
+
+def test_attached_display_that_dies_is_detected_by_a_failed_x_call():
+    require_x_tools("Xvfb")
+    server = Xvfb(XvfbConfig(size=(320, 240))).start()
+    try:
+        env = DesktopEnv(display=server.display, start_timeout_s=0.5)
+        env.reset()
+        pid = server.pids[0]
+        os.kill(pid, signal.SIGKILL)  # the env holds no Popen for it: only X calls can tell
+        poll_until(lambda: not pid_running(pid), timeout_s=10, what="Xvfb to die")
+        with pytest.raises(BackendDiedError):
+            env.step(Move(1, 1))
+        with pytest.raises(EnvSetupError, match="cannot connect"):
+            env.reset()  # nothing to re-attach to; the error says so
+        env.close()
+    finally:
+        server.stop()

@@ -129,3 +129,35 @@ def test_a_killed_server_is_reported_dead():
     assert not pid_running(pid)
     # stop() removed what the killed server could not, so the number is free again.
     assert not os.path.exists(f"/tmp/.X{number}-lock") and not os.path.exists(f"/tmp/.X11-unix/X{number}")
+
+
+@pytest.mark.integration
+def test_capture_uses_one_mss_instance_per_thread():
+    require_x_tools("Xvfb")
+    import threading
+
+    from envs.desktop import ScreenCapture
+
+    with Xvfb(XvfbConfig(size=(320, 200))) as server:
+        capture = ScreenCapture(server.display, server.size)
+        shapes: list[tuple[int, ...]] = []
+        errors: list[BaseException] = []
+
+        def grab_twice() -> None:
+            try:
+                shapes.extend(capture.grab().shape for _ in range(2))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=grab_twice) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert not errors and shapes == [(200, 320, 3)] * 6
+        capture.grab()
+        assert len(capture._instances) == 4, "three worker threads + the main thread, one instance each"
+        capture.close()
+        assert capture._instances == []
+        with pytest.raises(EnvSetupError, match="closed"):
+            capture.grab()
