@@ -40,7 +40,7 @@ from envs.actions import ACTIONS_BY_KIND, Action, action_from_json, action_to_js
 from envs.errors import InvalidActionError
 
 from agent.formats.base import CoordSystem, ModelFrame, ParsedReply, ParseError, check_reply, safe_json
-from agent.formats.pyautogui_code import literal_value
+from agent.formats.pyautogui_code import literal_value, quiet_parse
 from agent.formats.thinking import join_thinking, split_thinking
 
 _JSON_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
@@ -74,7 +74,7 @@ class NativeFormat:
             cut = "" if split.closed else " (the <think> section was never closed with </think>)"
             raise ParseError(f"no action found{cut}; {SYNTAX_HELP}")
         try:
-            tree = ast.parse(body, mode="exec")
+            tree = quiet_parse(body)
         except SyntaxError as exc:
             raise ParseError(f"line {exc.lineno}: not a valid action ({exc.msg}); {SYNTAX_HELP}") from None
         except (ValueError, RecursionError, MemoryError) as exc:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -333,11 +334,18 @@ def _flat_keys(keys: Any) -> Any:
 _ALLOWED_IMPORTS = frozenset({"pyautogui", "time"})
 
 
+def quiet_parse(source: str) -> ast.Module:
+    """``ast.parse`` without the warnings model text triggers (invalid escape sequences)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source, mode="exec")
+
+
 def parse_pyautogui_code(code: str, builder: ActionBuilder, extra: Mapping[str, CallSpec] | None = None) -> None:
     """Parse ``code`` statement by statement, feeding whitelisted calls into ``builder``."""
     calls = dict(CALLS, **(extra or {}))
     try:
-        tree = ast.parse(code, mode="exec")
+        tree = quiet_parse(code)
     except SyntaxError as exc:
         raise ParseError(f"code is not valid Python ({exc.msg}, line {exc.lineno}); write one call per line, "
                          "e.g. pyautogui.click(412, 88)") from None
@@ -475,4 +483,4 @@ def format_code_line(action: Action, point: Callable[[int, int], tuple[float, fl
 
 
 __all__ = ["ActionBuilder", "CALLS", "CallSpec", "PointMap", "button_name", "format_code_line", "literal_value",
-           "parse_code_actions", "parse_pyautogui_code", "py_literal", "whole"]
+           "parse_code_actions", "parse_pyautogui_code", "py_literal", "quiet_parse", "whole"]
