@@ -15,10 +15,12 @@ from collections.abc import Sequence
 # Explicit registry of sub-command modules, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.run_cmd",
+    "agent.commands.collect_cmd",
     "agent.commands.envs_cmd",
     "agent.commands.tasks_cmd",
     "agent.commands.view_cmd",
     "agent.commands.miniwob_cmd",
+    "agent.commands.serve_cmd",
 )
 
 

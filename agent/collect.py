@@ -1,0 +1,233 @@
+"""Parallel, resumable trajectory collection.
+
+A collection is a list of ``WorkItem`` (suite, task, seed), each recorded as one episode
+with a deterministic id in one run directory (a ``TrajectoryStore``). ``K`` worker processes
+each own one environment and one policy and take items from a shared queue; every step is
+on disk (fsync) before the next one starts.
+
+Resume: an item whose episode has a ``DONE`` marker is skipped; an episode that was cut off
+(the collector was killed mid-episode) is moved to ``RUN/interrupted/`` — kept for
+inspection, out of the index — and collected again, so the run ends with exactly one
+finished episode per item.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import queue
+import shutil
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.loop import LoopConfig, episode_meta, run_episode
+from agent.recording import WriterRecorder
+
+INTERRUPTED_DIRNAME = "interrupted"
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One episode to collect."""
+
+    suite: str
+    task: str
+    seed: int
+
+    @property
+    def episode_id(self) -> str:
+        return f"{self.suite}.{self.task}.s{self.seed:06d}"
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """What to collect and how.
+
+    ``policy``: ``expert`` (privileged scripted experts) or a model spec for
+    ``agent.factory.make_policy`` (URL or directory).
+    """
+
+    out: str
+    tasks: tuple[str, ...]
+    suite: str = "miniwob"
+    episodes: int = 10
+    seed_start: int = 0
+    workers: int = 1
+    policy: str = "expert"
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = 20
+    resume: bool = False
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ValueError("give at least one task")
+        if self.episodes <= 0 or self.workers <= 0 or self.max_steps <= 0:
+            raise ValueError(f"episodes, workers and max_steps must be positive: {self}")
+        if self.suite not in SUITES:
+            raise ValueError(f"unknown suite {self.suite!r}; collect supports {sorted(SUITES)}")
+
+    def items(self) -> list[WorkItem]:
+        return [WorkItem(self.suite, t, self.seed_start + i) for t in self.tasks for i in range(self.episodes)]
+
+
+# -- suites: how a worker builds its env and policy ---------------------------------------
+def _miniwob_env(config: CollectConfig) -> Any:
+    from envs.miniwob.env import MiniWoBConfig, MiniWoBEnv
+
+    return MiniWoBEnv(MiniWoBConfig(task=config.tasks[0], max_steps=config.max_steps, **config.env_kwargs))
+
+
+def _policy(config: CollectConfig, env: Any) -> Any:
+    if config.policy == "expert":
+        if config.suite != "miniwob":
+            raise ValueError("the scripted expert exists for the miniwob suite only")
+        from agent.policies.expert import MiniWoBExpertPolicy
+
+        return MiniWoBExpertPolicy(env)
+    from agent.factory import make_policy
+
+    return make_policy(config.policy, **config.policy_kwargs)
+
+
+SUITES: dict[str, Callable[[CollectConfig], Any]] = {"miniwob": _miniwob_env}
+
+
+# -- resume -----------------------------------------------------------------------------
+def pending_items(config: CollectConfig) -> tuple[list[WorkItem], int, int]:
+    """Items still to collect, how many are already done, how many partials were set aside."""
+    episodes_dir = Path(config.out) / "episodes"
+    items = config.items()
+    if episodes_dir.is_dir() and any(episodes_dir.iterdir()) and not config.resume:
+        raise FileExistsError(f"{config.out} already holds episodes: pass --resume to continue it, or choose a new --out")
+    todo, done, moved = [], 0, 0
+    for item in items:
+        path = episodes_dir / item.episode_id
+        if (path / "DONE").is_file():
+            done += 1
+            continue
+        if path.exists():
+            target = Path(config.out) / INTERRUPTED_DIRNAME / f"{item.episode_id}.{int(time.time() * 1000)}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), str(target))
+            moved += 1
+        todo.append(item)
+    return todo, done, moved
+
+
+# -- workers ----------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Linux: get SIGKILLed when the collector dies, so no orphan keeps writing episodes."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _worker(worker_id: int, config: CollectConfig, items: Any, results: Any) -> None:
+    _die_with_parent()
+    from trajectories.store import TrajectoryStore
+
+    store = TrajectoryStore(config.out)
+    env = SUITES[config.suite](config)
+    policy = _policy(config, env)
+    loop_config = LoopConfig(max_steps=config.max_steps)
+    try:
+        while True:
+            try:
+                item = items.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            results.put(_collect_one(item, env, policy, store, loop_config, worker_id))
+    finally:
+        env.close()
+        store.close()
+
+
+def _collect_one(item: WorkItem, env: Any, policy: Any, store: Any, loop_config: LoopConfig, worker_id: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+
+    def recorder(instruction: str) -> WriterRecorder:
+        meta = episode_meta(env, policy, task_id=item.task, instruction=instruction, suite=item.suite,
+                            seed=item.seed, episode_id=item.episode_id, run_config={"worker": worker_id})
+        return WriterRecorder(store.new_episode(meta))
+
+    try:
+        result = run_episode(env, policy, recorder=recorder, config=loop_config, seed=item.seed,
+                             options={"task": item.task})
+        outcome, reward, steps, error = result.outcome, result.reward, result.steps, result.error
+    except Exception as exc:  # noqa: BLE001 - a crashed episode is recorded and counted, never dropped
+        outcome, reward, steps, error = "error", 0.0, 0, f"{type(exc).__name__}: {exc}"
+    return {"item": asdict(item), "outcome": outcome, "reward": reward, "steps": steps, "error": error,
+            "seconds": time.perf_counter() - t0, "worker": worker_id}
+
+
+@dataclass(frozen=True)
+class CollectSummary:
+    """What a collection did (also written to ``RUN/collect.json``)."""
+
+    collected: int
+    skipped_done: int
+    requeued_partial: int
+    outcomes: dict[str, int]
+    per_task_success: dict[str, float]
+    wall_s: float
+    episodes_per_hour: float
+
+
+def collect(config: CollectConfig, progress: bool = True) -> CollectSummary:
+    """Run the collection; returns (and saves) a summary."""
+    import json
+
+    from rich.progress import Progress
+
+    todo, done, moved = pending_items(config)
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    items, results = ctx.Queue(), ctx.Queue()
+    for item in todo:
+        items.put(item)
+    n_workers = min(config.workers, max(1, len(todo)))
+    for _ in range(n_workers):
+        items.put(None)
+    t0 = time.perf_counter()
+    procs = [ctx.Process(target=_worker, args=(i, config, items, results), daemon=True) for i in range(n_workers)]
+    records: list[dict[str, Any]] = []
+    if todo:
+        for p in procs:
+            p.start()
+        with Progress(disable=not progress, transient=False) as bar:
+            task = bar.add_task(f"collect {config.suite}", total=len(todo))
+            while len(records) < len(todo):
+                try:
+                    records.append(results.get(timeout=5.0))
+                    bar.advance(task)
+                except queue.Empty:
+                    if not any(p.is_alive() for p in procs):
+                        raise RuntimeError(f"all collection workers exited with {len(todo) - len(records)} items left; "
+                                           "see their stderr above, then rerun with --resume") from None
+        for p in procs:
+            p.join(timeout=30)
+    wall = time.perf_counter() - t0
+    summary = _summarize(records, done, moved, wall)
+    with open(Path(config.out) / "collect.json", "w", encoding="utf-8") as f:
+        json.dump({"config": asdict(config), "summary": asdict(summary), "episodes": records}, f, indent=1)
+    return summary
+
+
+def _summarize(records: list[dict[str, Any]], done: int, moved: int, wall: float) -> CollectSummary:
+    outcomes = Counter(r["outcome"] for r in records)
+    by_task: dict[str, list[bool]] = {}
+    for r in records:
+        by_task.setdefault(r["item"]["task"], []).append(r["outcome"] == "success")
+    rate = {t: sum(v) / len(v) for t, v in sorted(by_task.items())}
+    per_hour = len(records) / wall * 3600 if wall > 0 and records else 0.0
+    return CollectSummary(len(records), done, moved, dict(outcomes), rate, wall, per_hour)
+
