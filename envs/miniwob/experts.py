@@ -43,7 +43,9 @@ def quoted(text: str) -> list[str]:
 
 
 def _click(el: Element, why: str) -> ExpertStep:
-    return ExpertStep(Click(*el.center), f"{why} The page shows {el.describe()}, so I click its centre.")
+    if not el.hit:
+        raise ExpertError(f"{el.describe()} is covered by another element; no pixel reaches it")
+    return ExpertStep(Click(*el.center), f"{why} The page shows {el.describe()}, so I click there.")
 
 
 def _need(el: Element | None, what: str) -> Element:
