@@ -43,6 +43,9 @@ class ModelFrame:
     def __post_init__(self) -> None:
         for name in ("screen_size", "image_size"):
             size = getattr(self, name)
+            if isinstance(size, list):  # sizes read back from JSON
+                size = tuple(size)
+                object.__setattr__(self, name, size)
             if (not isinstance(size, tuple) or len(size) != 2
                     or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in size)):
                 raise ValueError(f"ModelFrame.{name} must be (width, height) positive ints, got {size!r}")

@@ -16,6 +16,7 @@ def test_frame_validates_sizes() -> None:
     with pytest.raises(ValueError, match="screen_size"):
         ModelFrame(screen_size=(1920.0, 1080), image_size=(10, 10))  # type: ignore[arg-type]
     assert ModelFrame.same((800, 600)) == ModelFrame((800, 600), (800, 600))
+    assert ModelFrame([800, 600], [400, 300]).image_size == (400, 300)  # type: ignore[arg-type]  # read from JSON
 
 
 def test_registry_lists_names_in_key_error() -> None:
