@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.formats import ModelFrame, ParseError, get_format
+from agent.formats import ModelFrame, ParseError, UnsupportedActionError, get_format
 from agent.policy import HistoryStep, Policy, PolicyError, PolicyInput, PolicyReply
 from agent.risk import REDACTED, ConfirmHook, RiskConfig, classify_risk
 from envs.actions import Action, Fail, TypeText, action_to_json, is_terminal
@@ -122,7 +122,10 @@ def _outcome(action: Action | None, terminated: bool, truncated: bool, info: dic
 def _history_text(decision: _Decision, fmt_name: str | None, frame: ModelFrame, note: str | None) -> str:
     text = decision.raw_text
     if not text and decision.actions and fmt_name:
-        text = get_format(fmt_name).format(decision.actions, frame, decision.thought)
+        try:
+            text = get_format(fmt_name).format(decision.actions, frame, decision.thought)
+        except UnsupportedActionError:  # e.g. a triple click in UI-TARS: keep it readable anyway
+            text = get_format("native").format(decision.actions, frame, decision.thought)
     if note:
         text = f"{text}\n[environment: {note}]"
     return text

@@ -109,7 +109,10 @@ class HFPolicy:
         if self._images:
             vision = dict(self.image_processor(images=self._images, return_tensors="pt"))
             grid = vision["image_grid_thw"]
-        ids = self.tokenizer(self._prompt(messages, grid), return_tensors="pt")
+        ids = dict(self.tokenizer(self._prompt(messages, grid), return_tensors="pt"))
+        image_token = getattr(self.net.config, "image_token_id", None)
+        if self._images and image_token is not None:  # M-RoPE needs to know which tokens are image patches
+            ids["mm_token_type_ids"] = (ids["input_ids"] == image_token).int()
         cfg = self.config
         torch.manual_seed(cfg.seed)
         with torch.no_grad():

@@ -39,6 +39,10 @@ def build_tiny_qwen2vl(out: Path, seed: int = 0) -> Path:
     cfg = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
                         video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
                         vision_end_token_id=ids["<|vision_end|>"])
+    for c in (cfg, cfg.text_config):
+        c.bos_token_id = None
+        c.eos_token_id = ids["<|im_end|>"]
+        c.pad_token_id = ids["<|endoftext|>"]
     cfg.text_config.bos_token_id = None
     cfg.text_config.eos_token_id = ids["<|im_end|>"]
     cfg.text_config.pad_token_id = ids["<|endoftext|>"]
