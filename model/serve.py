@@ -71,9 +71,14 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     chunk_tokens: int = 16  # tokens per generate call between stop-string checks
     reasoning: Literal["separate", "inline"] = "separate"
+    device: str = "cpu"  # torch device for the model, e.g. "cuda" or "cuda:1"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
+        try:
+            torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(f"device {self.device!r} is not a torch device ({exc}); use 'cpu' or 'cuda'") from None
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535 (0 = any free port), got {self.port}")
         if not 1 <= self.default_max_tokens <= self.max_tokens_limit:
@@ -190,13 +195,13 @@ class ChatEngine:
         directory = config.model_dir
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory} has no config.json; save the model there with save_pretrained")
-        model = PixelPilotVLForConditionalGeneration.from_pretrained(str(directory))
+        model = PixelPilotVLForConditionalGeneration.from_pretrained(str(directory)).to(config.device)
         return cls(model, Processor.from_pretrained(directory), config)
 
     def complete(self, req: CompletionRequest) -> dict[str, Any]:
         """The ``chat.completion`` body for one request."""
         try:
-            inputs = self.processor(req.messages, add_generation_prompt=True)
+            inputs = self.processor(req.messages, add_generation_prompt=True).to(self.model.device)
         except (ChatFormatError, ImageInputError) as exc:
             raise APIError(400, str(exc), param="messages") from None
         prompt_len = inputs["input_ids"].shape[1]
@@ -210,7 +215,7 @@ class ChatEngine:
 
     def _generate(self, inputs: Any, req: CompletionRequest) -> tuple[_Generation, int]:
         seed = req.seed if req.seed is not None else random.getrandbits(63)
-        generator = torch.Generator().manual_seed(seed % 2**63)
+        generator = torch.Generator(device=self.model.device).manual_seed(seed % 2**63)
         sample = req.temperature > 0
         temperature = req.temperature if sample else 1.0
         pixel_values, grids = inputs.get("pixel_values"), inputs.get("image_grid_hws")

@@ -27,7 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig(model_dir=Path(args.model), host=args.host, port=args.port, model_name=args.name,
                               api_key=args.api_key, default_max_tokens=min(256, args.max_tokens_limit),
-                              max_tokens_limit=args.max_tokens_limit, reasoning=args.reasoning)
+                              max_tokens_limit=args.max_tokens_limit, reasoning=args.reasoning,
+                              device=args.device)
         server = ChatServer.from_config(config)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}")
@@ -53,5 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens-limit", type=int, default=4096, help="largest max_tokens a request may ask for")
     p.add_argument("--reasoning", choices=("separate", "inline"), default="separate",
                    help="thinking in message.reasoning_content (separate) or as <think>…</think> in content")
+    p.add_argument("--device", default="cpu", help="torch device for the model: cpu, cuda, cuda:1, ...")
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.set_defaults(func=_serve)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -23,9 +24,14 @@ from model.special_tokens import SPECIAL_TOKENS, TOKEN_IDS
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@functools.lru_cache(maxsize=1)
+def _shared():
+    return load_tokenizer()
+
+
 @pytest.fixture(scope="module")
 def tok():
-    return load_tokenizer()
+    return _shared()
 
 
 def test_special_tokens_have_fixed_ids(tok) -> None:
@@ -44,7 +50,7 @@ def test_shipped_tokenizer_size(tok) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_round_trip_any_unicode(s: str) -> None:
-    tok = load_tokenizer()
+    tok = _shared()
     ids = tok(s, add_special_tokens=False)["input_ids"]
     assert tok.decode(ids, skip_special_tokens=False) == s
     # as chat text (special-token strings kept as plain text) it round-trips even when skipping
