@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from envs.errors import PixelPilotError
 
 # Explicit registry of sub-command modules, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -51,7 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    result = args.func(args)
+    try:
+        result = args.func(args)
+    except (ValueError, PixelPilotError, FileNotFoundError, FileExistsError) as exc:
+        # Bad input: say what was wrong and stop; PIXELPILOT_DEBUG=1 shows the traceback.
+        if os.environ.get("PIXELPILOT_DEBUG"):
+            raise
+        print(f"pixelpilot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 
