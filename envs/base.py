@@ -114,6 +114,7 @@ class GUIEnv(Env[Observation, Action]):
         if self._needs_restart or not self._alive():
             self._shutdown()
             self._needs_restart = False
+        self._episode_over = True  # a reset that fails must not let step() continue the old episode
         try:
             self._instruction = self._start(seed, dict(options or {}))
             obs = self._observe()
