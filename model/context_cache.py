@@ -109,6 +109,15 @@ class ReusableContext:
         self._cache: KVCache | None = None
         self.reused_tokens = 0  # of the last call
 
+    def fork(self) -> ReusableContext:
+        """An independent context starting from this one's state (tensors are shared, never
+        written in place), e.g. to sample several continuations of the same agent step."""
+        twin = ReusableContext(self.model, self.vision.max_images)
+        twin.vision._store = OrderedDict(self.vision._store)
+        twin._ids, twin._keys = self._ids, list(self._keys)
+        twin._cache = self._cache.copy() if self._cache is not None else None
+        return twin
+
     def reusable_prefix(self, ids_T: torch.Tensor, keys: Sequence[str]) -> int:
         """How many leading tokens of ``ids_T`` have valid cached KV (≤ len − 1)."""
         if self._ids is None:

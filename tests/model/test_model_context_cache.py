@@ -93,3 +93,16 @@ def test_changed_image_invalidates_prefix(model: PixelPilotVLForConditionalGener
     torch.testing.assert_close(out.logits, fresh.logits, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="batch size 1"):
         ctx.generate(torch.cat([ids, ids]), max_new_tokens=1)
+
+
+def test_fork_is_independent(model: PixelPilotVLForConditionalGeneration) -> None:
+    ctx = ReusableContext(model)
+    grids = torch.tensor([GRID])
+    ctx.generate(torch.tensor([_context(1)]), _screens(1, 4), grids, max_new_tokens=2)
+    twin = ctx.fork()
+    ids2 = torch.tensor([_context(2)])
+    pixels2, grids2 = torch.cat([_screens(1, 4), _screens(1, 5)]), torch.tensor([GRID, GRID])
+    a = twin.generate(ids2, pixels2, grids2, max_new_tokens=3)
+    b = ctx.generate(ids2, pixels2, grids2, max_new_tokens=3)  # original state was untouched
+    assert torch.equal(a.sequences, b.sequences)
+    assert twin.reused_tokens == ctx.reused_tokens == len(_context(1))
