@@ -172,6 +172,19 @@ def click_collapsible(view: PageView) -> ExpertStep:
     return _click(_need(view.one("#subbtn"), "Submit"), "The section is expanded; now I click Submit.")
 
 
+def choose_list(view: PageView) -> ExpertStep:
+    match = re.match(r"Select (.*) from the list and click Submit\.?$", view.utterance)
+    if match is None:
+        raise ExpertError(f"unexpected instruction {view.utterance!r}")
+    target = match.group(1)
+    select = _need(view.one("#options"), "the drop-down list")
+    if select.value != target and not select.focused:
+        return _click(select, f"The list shows {select.value!r}, not {target!r}; I open it.")
+    if select.value != target:
+        return ExpertStep(TypeText(f"{target}\n"), f"The list is open; typing {target!r} jumps to that entry and Enter picks it.")
+    return _click(_need(view.one("#area button", "Submit"), "Submit"), f"The list shows {target!r}; I submit.")
+
+
 # -- text entry tasks -------------------------------------------------------------------
 def enter_text(view: PageView) -> ExpertStep:
     target = quoted(view.utterance)[0]
@@ -214,6 +227,7 @@ def use_autocomplete(view: PageView) -> ExpertStep:
 
 
 EXPERTS: dict[str, Expert] = {
+    "choose-list": choose_list,
     "click-button": click_button,
     "click-button-sequence": click_button_sequence,
     "click-checkboxes": click_checkboxes,
