@@ -126,7 +126,9 @@ def test_type_hotkey_and_scroll(env: BrowserEnv, server: str) -> None:
     assert ["keydown", "a", True, False] in _events(env)
     obs, *_ = env.step(Scroll(100, 100, dy=2))
     assert ["wheel", 0, 200] in _events(env)  # one notch = 100 CSS px
-    env.evaluate("new Promise(r => requestAnimationFrame(() => r()))")
+    deadline = time.monotonic() + 10  # wheel scrolling is applied asynchronously
+    while env.evaluate("window.scrollY") != 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert env.evaluate("window.scrollY") == 200
     assert "Bye!" not in (obs.dom or "")  # dom is innerText: input values are not text
 
