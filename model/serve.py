@@ -72,6 +72,8 @@ class ServerConfig:
     chunk_tokens: int = 16  # tokens per generate call between stop-string checks
     reasoning: Literal["separate", "inline"] = "separate"
     device: str = "cpu"  # torch device for the model, e.g. "cuda" or "cuda:1"
+    reuse_prefix: bool = True  # keep KV + vision embeddings of the last request for the next one
+    image_cache_size: int = 64  # preprocessed data-URL images kept (LRU) across requests
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
@@ -196,7 +198,9 @@ class ChatEngine:
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory} has no config.json; save the model there with save_pretrained")
         model = PixelPilotVLForConditionalGeneration.from_pretrained(str(directory)).to(config.device)
-        return cls(model, Processor.from_pretrained(directory), config)
+        processor = Processor.from_pretrained(directory)
+        processor.url_cache_size = config.image_cache_size
+        return cls(model, processor, config)
 
     def complete(self, req: CompletionRequest) -> dict[str, Any]:
         """The ``chat.completion`` body for one request."""
@@ -210,6 +214,8 @@ class ChatEngine:
                                 f"model's context of {self.max_positions}; send fewer or smaller images",
                            param="messages", code="context_length_exceeded")
         with self.lock:
+            if not self.config.reuse_prefix:
+                self.context = ReusableContext(self.model)
             gen, reused = self._generate(inputs, req)
         return self._response(req, gen, prompt_len, reused)
 

@@ -20,6 +20,8 @@ This module knows nothing about the model's weights.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +87,16 @@ class ParsedResponse:
 class Processor:
     """Tokenizer + image processor + chat template, saved and loaded together."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerFast, image_processor: ImageProcessor) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerFast, image_processor: ImageProcessor,
+                 url_cache_size: int = 0) -> None:
+        """``url_cache_size`` > 0 keeps that many preprocessed data-URL images (LRU), so a server
+        whose clients resend a conversation's screenshots decodes each one once."""
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.tokenizer.chat_template = CHAT_TEMPLATE_JINJA
+        self.url_cache_size = url_cache_size
+        self._url_cache: OrderedDict[str, tuple[torch.Tensor, ImageMeta]] = OrderedDict()
+        self._url_lock = threading.Lock()
 
     @classmethod
     def default(cls, image_config: ImageProcessorConfig | None = None) -> Processor:
@@ -112,7 +120,7 @@ class Processor:
             elif isinstance(seg, Text):
                 new = encode_text(self.tokenizer, seg.text)
             else:
-                pv, meta = self.image_processor.preprocess(self._image_source(seg, images))
+                pv, meta = self._preprocess(self._image_source(seg, images))
                 patches.append(pv)
                 metas.append(meta)
                 n = num_media_tokens(meta.grid_hw, self.merge_size)
@@ -120,6 +128,21 @@ class Processor:
             ids += new
             mask += [int(seg.trainable)] * len(new)
         return EncodedConversation(ids, mask, patches, metas)
+
+    def _preprocess(self, source: ImageInput) -> tuple[torch.Tensor, ImageMeta]:
+        if not (self.url_cache_size and isinstance(source, str) and source.startswith("data:")):
+            return self.image_processor.preprocess(source)
+        with self._url_lock:
+            hit = self._url_cache.get(source)
+            if hit is not None:
+                self._url_cache.move_to_end(source)
+                return hit
+        result = self.image_processor.preprocess(source)  # outside the lock: threads decode in parallel
+        with self._url_lock:
+            self._url_cache[source] = result
+            while len(self._url_cache) > self.url_cache_size:
+                self._url_cache.popitem(last=False)
+        return result
 
     @staticmethod
     def _image_source(slot: ImageSlot, images: Iterator[ImageInput]) -> ImageInput:

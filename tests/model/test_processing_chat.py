@@ -204,3 +204,20 @@ def test_save_and_load_round_trip(proc: Processor, tmp_path: Path) -> None:
     (tmp_path / "processor_config.json").write_text('{"chat_format": "other"}')
     with pytest.raises(ValueError, match="chat format"):
         Processor.from_pretrained(tmp_path)
+
+
+def test_data_url_cache_is_bounded_and_transparent(proc: Processor) -> None:
+    import base64
+    import io
+
+    def url(value: int) -> str:
+        buf = io.BytesIO()
+        _img(30, 20, value).save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+    cached = Processor(proc.tokenizer, proc.image_processor, url_cache_size=2)
+    msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url(v)}} for v in (1, 2, 3, 1)]}]
+    a, b = cached(msgs), proc(msgs)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert len(cached._url_cache) == 2  # LRU bound holds

@@ -101,6 +101,13 @@ def test_second_turn_reuses_the_prompt_prefix(client: openai.OpenAI) -> None:
     assert 0 < cached < r.usage.prompt_tokens  # the system prompt and the screenshot were not recomputed
 
 
+def test_prefix_reuse_can_be_switched_off(model_dir: Path) -> None:
+    engine = ChatEngine.load(ServerConfig(model_dir=model_dir, reuse_prefix=False))
+    req = CompletionRequest(messages=_messages(), max_tokens=2, temperature=0)
+    engine.complete(req)
+    assert engine.complete(req)["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+
 def test_logprobs_and_top_logprobs(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(model=NAME, messages=_messages(), max_tokens=4, temperature=0,
                                        logprobs=True, top_logprobs=3)
