@@ -14,7 +14,9 @@ the KV of the shared prefix and the vision embeddings of unchanged screenshots
 (``usage.prompt_tokens_details.cached_tokens`` reports how many prompt tokens were reused), and
 it runs in chunks of ``chunk_tokens`` so stop strings end generation early. The reply's
 ``reasoning_content`` holds the ``<think>`` section (``reasoning="inline"`` puts it back into
-``content`` as ``<think>…</think>``). The server binds to 127.0.0.1 unless told otherwise.
+``content`` as ``<think>…</think>``). Preprocessed data-URL images are kept in an LRU cache
+(``image_cache_size``), so resent screenshots are decoded once. The model runs on ``device``
+(CPU by default). The server binds to 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import functools
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from model.processing.chat import (
@@ -29,9 +33,14 @@ from model.special_tokens import (
 )
 
 
+@functools.lru_cache(maxsize=1)
+def _shared_processor() -> Processor:
+    return Processor.default()
+
+
 @pytest.fixture(scope="module")
 def proc() -> Processor:
-    return Processor.default()
+    return _shared_processor()
 
 
 def _img(w: int, h: int, value: int = 0) -> Image.Image:
@@ -221,3 +230,23 @@ def test_data_url_cache_is_bounded_and_transparent(proc: Processor) -> None:
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert len(cached._url_cache) == 2  # LRU bound holds
+
+
+_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+_turn = st.tuples(_texts, st.one_of(st.none(), _texts), _texts)  # user text, reasoning, answer
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_turn, min_size=1, max_size=4), st.booleans())
+def test_assistant_mask_property(turns: list[tuple[str, str | None, str]], with_system: bool) -> None:
+    proc = _shared_processor()
+    msgs: list[dict] = [{"role": "system", "content": "sys"}] if with_system else []
+    expected = ""
+    for user, reasoning, answer in turns:
+        msgs.append({"role": "user", "content": user})
+        msgs.append({"role": "assistant", "content": answer, **({"reasoning_content": reasoning} if reasoning else {})})
+        expected += (f"<think>{reasoning}</think>" if reasoning else "") + answer + "<|im_end|>"
+    out = proc(msgs, return_assistant_mask=True)
+    ids, mask = out["input_ids"][0], out["assistant_mask"][0].bool()
+    assert proc.decode(ids[mask], skip_special_tokens=False) == expected
+    assert int(mask.sum()) < int(out["attention_mask"].sum())
