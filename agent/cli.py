@@ -19,6 +19,7 @@ from envs.errors import PixelPilotError
 COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.run_cmd",
     "agent.commands.collect_cmd",
+    "agent.commands.eval_cmd",
     "agent.commands.envs_cmd",
     "agent.commands.tasks_cmd",
     "agent.commands.view_cmd",

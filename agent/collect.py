@@ -20,15 +20,23 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from agent.loop import LoopConfig, episode_meta, run_episode
 from agent.recording import WriterRecorder
 
 INTERRUPTED_DIRNAME = "interrupted"
+
+
+class _HasEpisodeId(Protocol):
+    @property
+    def episode_id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=_HasEpisodeId)
 
 
 @dataclass(frozen=True)
@@ -101,10 +109,19 @@ SUITES: dict[str, Callable[[CollectConfig], Any]] = {"miniwob": _miniwob_env}
 # -- resume -----------------------------------------------------------------------------
 def pending_items(config: CollectConfig) -> tuple[list[WorkItem], int, int]:
     """Items still to collect, how many are already done, how many partials were set aside."""
-    episodes_dir = Path(config.out) / "episodes"
-    items = config.items()
-    if episodes_dir.is_dir() and any(episodes_dir.iterdir()) and not config.resume:
-        raise FileExistsError(f"{config.out} already holds episodes: pass --resume to continue it, or choose a new --out")
+    return split_pending(config.out, config.items(), config.resume)
+
+
+def split_pending(out: str | Path, items: Sequence[ItemT], resume: bool) -> tuple[list[ItemT], int, int]:
+    """Split ``items`` (anything with an ``episode_id``) of the run ``out`` into still-to-run ones.
+
+    Returns ``(todo, done, moved)``: an item whose episode has a ``DONE`` marker is done; an
+    episode directory without one (cut off) is moved to ``out/interrupted/`` and its item is
+    run again. A run directory that already holds episodes needs ``resume=True``.
+    """
+    episodes_dir = Path(out) / "episodes"
+    if episodes_dir.is_dir() and any(episodes_dir.iterdir()) and not resume:
+        raise FileExistsError(f"{out} already holds episodes: pass --resume to continue it, or choose a new --out")
     todo, done, moved = [], 0, 0
     for item in items:
         path = episodes_dir / item.episode_id
@@ -112,7 +129,7 @@ def pending_items(config: CollectConfig) -> tuple[list[WorkItem], int, int]:
             done += 1
             continue
         if path.exists():
-            target = Path(config.out) / INTERRUPTED_DIRNAME / f"{item.episode_id}.{int(time.time() * 1000)}"
+            target = Path(out) / INTERRUPTED_DIRNAME / f"{item.episode_id}.{int(time.time() * 1000)}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), str(target))
             moved += 1
@@ -121,8 +138,8 @@ def pending_items(config: CollectConfig) -> tuple[list[WorkItem], int, int]:
 
 
 # -- workers ----------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """Linux: get SIGKILLed when the collector dies, so no orphan keeps writing episodes."""
+def die_with_parent() -> None:
+    """Linux: get SIGKILLed when the parent (collector, eval runner) dies, so no orphan keeps writing episodes."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
@@ -130,7 +147,7 @@ def _die_with_parent() -> None:
 
 
 def _worker(worker_id: int, config: CollectConfig, items: Any, results: Any) -> None:
-    _die_with_parent()
+    die_with_parent()
     from trajectories.store import TrajectoryStore
 
     store = TrajectoryStore(config.out)
