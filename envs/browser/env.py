@@ -37,6 +37,12 @@ WHEEL_NOTCH_PX = 100
 DRAG_STEPS = 8
 
 
+_FOCUSED_PASSWORD_JS = (
+    "() => { const e = document.activeElement; "
+    "return !!(e && e.tagName === 'INPUT' && (e.type || '').toLowerCase() === 'password'); }"
+)
+
+
 class BrowserEnv(GUIEnv):
     """A Chromium viewport as the screen; see the module docstring for the action mapping."""
 
@@ -133,8 +139,12 @@ class BrowserEnv(GUIEnv):
             dom = self._guard(lambda: page.evaluate("document.body ? document.body.innerText : ''"))
         elif self.config.dom == "html":
             dom = self._guard(page.content)
+        # Whether typing now would go into a password field: the agent loop asks for confirmation
+        # and redacts the text from trajectories (agent.risk).
+        password = bool(self._guard(lambda: page.evaluate(_FOCUSED_PASSWORD_JS)))
         return Observation(
-            screenshot=fit_to(shot, self.screen_size), instruction=self._instruction, dom=dom, extra={"url": page.url}
+            screenshot=fit_to(shot, self.screen_size), instruction=self._instruction, dom=dom,
+            extra={"url": page.url, "focused_password": password},
         )
 
     def _capture(self) -> np.ndarray:
