@@ -7,7 +7,9 @@ protocol setup and getters run against), ``local_controller`` (this machine), ``
 ``check`` (what is supported here). See ``INVENTORY.md`` for what the 369 Ubuntu tasks use.
 """
 
-from envs.tasks.errors import ControllerUnsupportedError, NetworkPolicyError, SetupError, TaskFormatError
+from envs.tasks.errors import (
+    ControllerUnsupportedError, NetworkPolicyError, SetupError, SetupTimeoutError, TaskFormatError,
+)
 from envs.tasks.evaluate import DEFAULT_SUCCESS_THRESHOLD, EvalResult, evaluate
 from envs.tasks.getters import GETTERS, EvalContext
 from envs.tasks.metrics import METRICS
@@ -20,7 +22,7 @@ from envs.tasks.setup_steps import SetupStep, parse_step
 
 __all__ = [
     "ControllerUnsupportedError", "DEFAULT_SUCCESS_THRESHOLD", "EvalContext", "EvalResult", "Evaluator", "GETTERS",
-    "GetterSpec", "METRICS", "MetricCall", "NetworkPolicyError", "SetupContext", "SetupError", "SetupResult",
+    "GetterSpec", "METRICS", "MetricCall", "NetworkPolicyError", "SetupContext", "SetupError", "SetupResult", "SetupTimeoutError",
     "SetupStep", "Task", "TaskFormatError", "TaskIndex", "evaluate", "load_index", "load_task", "load_tasks_dir",
     "parse_step", "parse_task", "resolve_index", "run_setup",
 ]

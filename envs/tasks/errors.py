@@ -24,9 +24,13 @@ class SetupError(PixelPilotError, RuntimeError):
     """
 
     def __init__(self, index: int, step_type: str, reason: str, fix: str = "") -> None:
-        self.index, self.step_type, self.reason = index, step_type, reason
+        self.index, self.step_type, self.reason, self.fix = index, step_type, reason, fix
         msg = f"setup step {index} ({step_type}) failed: {reason}"
         super().__init__(f"{msg}; {fix}" if fix else msg)
+
+
+class SetupTimeoutError(SetupError):
+    """The whole setup ran past its overall budget (``TaskEnv(setup_timeout_s=...)``)."""
 
 
 class ControllerUnsupportedError(PixelPilotError, NotImplementedError):

@@ -25,7 +25,8 @@ from envs.tasks.setup_steps import (
 APP_WINDOW_CLASSES: dict[str, tuple[str, ...]] = {
     "google-chrome": ("chrome",), "chromium": ("chromium",), "soffice": ("office",), "libreoffice": ("office",),
     "gimp": ("gimp",), "code": ("code",), "vlc": ("vlc",), "thunderbird": ("thunderbird",), "xterm": ("xterm",),
-    "gnome-terminal": ("terminal",), "nautilus": ("nautilus",),
+    "gnome-terminal": ("terminal",), "nautilus": ("nautilus",), "mousepad": ("mousepad",),
+    "galculator": ("galculator",), "pcmanfm": ("pcmanfm",), "xcalc": ("xcalc",), "xedit": ("xedit",),
 }
 POLL_S = 0.1
 
