@@ -223,3 +223,18 @@ def test_cli_serve_prints_its_port_and_answers(model_dir: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["inline", "separate"])
+def test_thinking_is_returned_inline_or_separately(model_dir: Path, mode: str) -> None:
+    from model.serve import _Generation
+
+    engine = ChatEngine.load(ServerConfig(model_dir=model_dir, reasoning=mode))
+    ids = engine.processor.tokenizer("<think>OK is left.</think>click(3, 4)<|im_end|>", add_special_tokens=False)["input_ids"]
+    gen = _Generation(ids=ids, logprobs=[-0.5] * len(ids), finish_reason="stop",
+                      parsed=engine.processor.parse_response(ids))
+    message = engine._response(CompletionRequest(messages=[], max_tokens=8), gen, 10, 0)["choices"][0]["message"]
+    if mode == "inline":
+        assert message == {"role": "assistant", "content": "<think>OK is left.</think>click(3, 4)"}
+    else:
+        assert message == {"role": "assistant", "content": "click(3, 4)", "reasoning_content": "OK is left."}
