@@ -30,6 +30,8 @@ from envs.base import Env
 
 PolicyFactory = Callable[[EvalItem, Env], Policy]
 POLICY_KINDS = ("model", "scripted", "replay", "noop", "random")
+#: A ``policy_factory`` passed to the runner by library code (never from the command line).
+CUSTOM = "custom"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class PolicySpec:
     model_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in POLICY_KINDS:
+        if self.kind not in POLICY_KINDS + (CUSTOM,):
             raise ValueError(f"unknown policy {self.kind!r}; choose model, scripted, replay:RUN_DIR, noop or random")
         if self.kind == "model" and not self.model:
             raise ValueError("the model policy needs --model (an OpenAI-compatible URL or a model directory)")
@@ -52,6 +54,8 @@ class PolicySpec:
     @classmethod
     def parse(cls, text: str | None, model: str | None = None, **model_kwargs: Any) -> "PolicySpec":
         kind, _, arg = (text or ("model" if model else "")).partition(":")
+        if kind == CUSTOM:
+            raise ValueError("a custom policy is given as a policy_factory in code, not as --policy")
         if not kind:
             raise ValueError("give --policy (scripted, noop, random, replay:RUN_DIR) or --model")
         kwargs = tuple(sorted((k, v) for k, v in model_kwargs.items() if v is not None))
@@ -60,7 +64,13 @@ class PolicySpec:
     @property
     def label(self) -> str:
         """How the policy is named in reports."""
-        return {"model": f"model:{self.model}", "replay": f"replay:{self.arg}"}.get(self.kind, self.kind)
+        return {"model": f"model:{self.model}", "replay": f"replay:{self.arg}",
+                CUSTOM: f"custom:{self.arg}"}.get(self.kind, self.kind)
+
+    @classmethod
+    def custom(cls, factory: PolicyFactory) -> "PolicySpec":
+        """The spec recorded for a library-provided ``policy_factory``."""
+        return cls(CUSTOM, f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}")
 
 
 class NoopPolicy:
@@ -150,9 +160,11 @@ class PolicySource:
         self._model: Policy | None = None
 
     def for_item(self, item: EvalItem, env: Env) -> MeteredPolicy:
+        kind = self.spec.kind
         if self.factory is not None:
             return MeteredPolicy(self.factory(item, env))
-        kind = self.spec.kind
+        if kind == CUSTOM:
+            raise ValueError(f"policy {self.spec.label} needs its policy_factory")
         if kind == "noop":
             return MeteredPolicy(NoopPolicy())
         if kind == "random":

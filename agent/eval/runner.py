@@ -336,7 +336,7 @@ def run_eval(config: EvalConfig, *, progress: bool = True, policy_factory: Polic
 
     suite = resolve_suite(config.suite, episodes=config.episodes, seed_start=config.seed_start)
     env_kind = env_kind_for(suite, config.env)
-    spec = config.policy_spec()
+    spec = PolicySpec.custom(policy_factory) if policy_factory is not None else config.policy_spec()
     todo, done, moved = split_pending(config.out, list(suite.items), config.resume)
     _check_resume(config, spec, env_kind)
     wconfig = WorkerConfig(out=config.out, env_kind=env_kind, policy=spec, max_steps=config.max_steps,
