@@ -4,8 +4,9 @@ Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``. I
 ``image_url`` parts holding ``data:image/...;base64,`` URLs (remote URLs are refused: the server
 never fetches anything). Supported request fields: ``messages``, ``model``, ``max_tokens`` /
 ``max_completion_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``seed``, ``stop``,
-``logprobs``, ``top_logprobs``; ``n`` must be 1 and ``stream`` false. Bad requests get a 400
-with an OpenAI-style ``{"error": {...}}`` body.
+``logprobs``, ``top_logprobs``, ``stream`` (server-sent events, with
+``stream_options.include_usage``; no logprobs when streaming); ``n`` must be 1. Bad requests
+get a 400 with an OpenAI-style ``{"error": {...}}`` body.
 
 How it works: the stdlib ``ThreadingHTTPServer`` parses and preprocesses requests concurrently;
 generation is serialised on one lock around the model. Generation runs through
@@ -27,6 +28,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,11 +41,12 @@ from model.modeling import PixelPilotVLForConditionalGeneration
 from model.processing.chat import ChatFormatError
 from model.processing.image_processor import ImageInputError
 from model.processing.processor import ParsedResponse, Processor
-from model.special_tokens import EOS_TOKEN_ID, IM_END_TOKEN_ID
+from model.special_tokens import EOS_TOKEN_ID, IM_END_TOKEN_ID, THINK_END_TOKEN_ID
 
 log = logging.getLogger(__name__)
 _ACCEPTED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed",
-             "stop", "logprobs", "top_logprobs", "n", "stream", "user", "presence_penalty", "frequency_penalty"}
+             "stop", "logprobs", "top_logprobs", "n", "stream", "stream_options", "user", "presence_penalty",
+             "frequency_penalty"}
 _STOP_IDS = (EOS_TOKEN_ID, IM_END_TOKEN_ID)
 
 
@@ -111,6 +114,8 @@ class CompletionRequest:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the usage
 
 
 def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float, integer: bool = False) -> Any:
@@ -137,8 +142,14 @@ def parse_request(body: Any, config: ServerConfig) -> CompletionRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise APIError(400, "'messages' must be a non-empty list of {role, content} objects", param="messages")
-    if body.get("n", 1) != 1 or body.get("stream", False) not in (False, None):
-        raise APIError(400, "only n=1 without streaming is supported", param="n")
+    if body.get("n", 1) != 1:
+        raise APIError(400, "only n=1 is supported", param="n")
+    stream = body.get("stream") or False
+    options = body.get("stream_options") or {}
+    if not isinstance(stream, bool) or not isinstance(options, dict):
+        raise APIError(400, "'stream' must be a boolean and 'stream_options' an object", param="stream")
+    if stream and body.get("logprobs"):
+        raise APIError(400, "logprobs are not returned when streaming; drop one of them", param="logprobs")
     for key in ("presence_penalty", "frequency_penalty"):
         if body.get(key) not in (None, 0, 0.0):
             raise APIError(400, f"'{key}' is not supported (must be 0)", param=key)
@@ -161,6 +172,7 @@ def parse_request(body: Any, config: ServerConfig) -> CompletionRequest:
         top_p=float(_number(body, "top_p", 1.0, 1e-6, 1.0)),
         seed=_number(body, "seed", None, -(2**63), 2**63 - 1, integer=True),
         stop=stop, logprobs=bool(logprobs), top_logprobs=top,
+        stream=stream, include_usage=bool(options.get("include_usage", False)),
     )
 
 
@@ -206,8 +218,8 @@ class ChatEngine:
         processor.url_cache_size = config.image_cache_size
         return cls(model, processor, config)
 
-    def complete(self, req: CompletionRequest) -> dict[str, Any]:
-        """The ``chat.completion`` body for one request."""
+    def prepare(self, req: CompletionRequest) -> Any:
+        """Model inputs for ``req``; raises ``APIError(400)`` for bad messages or images."""
         try:
             inputs = self.processor(req.messages, add_generation_prompt=True).to(self.model.device)
         except (ChatFormatError, ImageInputError) as exc:
@@ -217,13 +229,23 @@ class ChatEngine:
             raise APIError(400, f"prompt ({prompt_len} tokens) + max_tokens ({req.max_tokens}) exceeds the "
                                 f"model's context of {self.max_positions}; send fewer or smaller images",
                            param="messages", code="context_length_exceeded")
+        return inputs
+
+    def complete(self, req: CompletionRequest, inputs: Any = None,
+                 on_chunk: Callable[[_Generation], None] | None = None) -> dict[str, Any]:
+        """The ``chat.completion`` body for one request (``inputs`` from ``prepare``, if done).
+
+        ``on_chunk`` sees the growing generation after every chunk (used for streaming).
+        """
+        inputs = self.prepare(req) if inputs is None else inputs
         with self.lock:
             if not self.config.reuse_prefix:
                 self.context = ReusableContext(self.model)
-            gen, reused = self._generate(inputs, req)
-        return self._response(req, gen, prompt_len, reused)
+            gen, reused = self._generate(inputs, req, on_chunk)
+        return self._response(req, gen, inputs["input_ids"].shape[1], reused)
 
-    def _generate(self, inputs: Any, req: CompletionRequest) -> tuple[_Generation, int]:
+    def _generate(self, inputs: Any, req: CompletionRequest,
+                  on_chunk: Callable[[_Generation], None] | None = None) -> tuple[_Generation, int]:
         seed = req.seed if req.seed is not None else random.getrandbits(63)
         generator = torch.Generator(device=self.model.device).manual_seed(seed % 2**63)
         sample = req.temperature > 0
@@ -248,6 +270,8 @@ class ChatEngine:
                 break
             if req.stop and self._cut_at_stop(gen, before, req.stop):
                 break
+            if on_chunk is not None:
+                on_chunk(gen)
             sequence = out.sequences
         gen.parsed = gen.parsed or self.processor.parse_response(gen.ids)
         return gen, reused or 0
@@ -308,6 +332,54 @@ def _apply_stop(parsed: ParsedResponse, stops: tuple[str, ...]) -> ParsedRespons
                 return ParsedResponse(cut, "", True)
             return ParsedResponse(parsed.thinking, cut, True)
     return None
+
+
+class _DeltaStream:
+    """Turns the growing generation into ``chat.completion.chunk`` events with text deltas.
+
+    Text that a stop string could still cut (its last len(stop)-1 characters) and a trailing
+    incomplete UTF-8 character are held back until the next chunk or the end.
+    """
+
+    def __init__(self, engine: ChatEngine, req: CompletionRequest, emit: Callable[[dict[str, Any]], None]) -> None:
+        self.engine, self.req, self.emit = engine, req, emit
+        self.holdback = max((len(s) for s in req.stop), default=1) - 1
+        self.sent = {"reasoning_content": "", "content": ""}
+        self.head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+                     "created": int(time.time()), "model": engine.config.name}
+        self._chunk({"role": "assistant", "content": ""})
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
+        self.emit({**self.head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                             "logprobs": None}], **extra})
+
+    def _fields(self, gen: _Generation) -> dict[str, str]:
+        parsed = self.engine.processor.parse_response(gen.ids)
+        if parsed.thinking is None:
+            return {"content": parsed.answer}
+        if self.engine.config.reasoning == "separate":
+            return {"reasoning_content": parsed.thinking, "content": parsed.answer}
+        closed = "</think>" if THINK_END_TOKEN_ID in gen.ids else ""
+        return {"content": f"<think>{parsed.thinking}{closed}{parsed.answer}"}
+
+    def _send(self, key: str, text: str) -> None:
+        old = self.sent[key]
+        if len(text) > len(old) and text.startswith(old):
+            self._chunk({key: text[len(old):]})
+            self.sent[key] = text
+
+    def update(self, gen: _Generation) -> None:
+        for key, text in self._fields(gen).items():
+            text = text.rstrip("\ufffd")
+            self._send(key, text[:max(len(self.sent[key]), len(text) - self.holdback)])
+
+    def finish(self, body: dict[str, Any]) -> None:
+        choice = body["choices"][0]
+        for key in self.sent:
+            self._send(key, choice["message"].get(key) or "")
+        self._chunk({}, choice["finish_reason"])
+        if self.req.include_usage:
+            self.emit({**self.head, "choices": [], "usage": body["usage"]})
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -374,12 +446,40 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path.rstrip("/") != "/v1/chat/completions":
                 raise APIError(404, f"no route POST {self.path}; use /v1/chat/completions", code="not_found")
             engine = self.server.engine
-            self._send(200, engine.complete(parse_request(body, engine.config)))
+            req = parse_request(body, engine.config)
+            if req.stream:
+                self._stream(engine, req)
+            else:
+                self._send(200, engine.complete(req))
         except APIError as exc:
             self._send(exc.status, exc.body())
         except Exception as exc:  # an internal failure still gets a JSON answer, and a log line
             log.exception("request failed")
             self._send(500, APIError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error").body())
+
+    def _stream(self, engine: ChatEngine, req: CompletionRequest) -> None:
+        """Server-sent events: role, text deltas per chunk, finish chunk, optional usage, [DONE]."""
+        inputs = engine.prepare(req)  # errors still become a plain JSON 400 here
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")  # the stream ends when the connection does
+        self.end_headers()
+        self.close_connection = True
+        deltas = _DeltaStream(engine, req, self._event)
+        try:
+            body = engine.complete(req, inputs, on_chunk=deltas.update)
+        except Exception as exc:  # headers are out: report in-band, as OpenAI does
+            log.exception("streamed request failed")
+            self._event({"error": {"message": f"{type(exc).__name__}: {exc}", "type": "server_error"}})
+        else:
+            deltas.finish(body)
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self.wfile.write(b"data: " + json.dumps(payload).encode("utf-8") + b"\n\n")
+        self.wfile.flush()
 
     def _read_json(self) -> Any:
         length = self.headers.get("Content-Length")

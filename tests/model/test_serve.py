@@ -238,3 +238,47 @@ def test_thinking_is_returned_inline_or_separately(model_dir: Path, mode: str) -
         assert message == {"role": "assistant", "content": "<think>OK is left.</think>click(3, 4)"}
     else:
         assert message == {"role": "assistant", "content": "click(3, 4)", "reasoning_content": "OK is left."}
+
+
+def test_streaming_deltas_add_up_to_the_full_answer(client: openai.OpenAI, server: ChatServer) -> None:
+    kwargs = dict(model=NAME, messages=_messages("Stream it."), max_tokens=12, temperature=0)
+    full = client.chat.completions.create(**kwargs)
+    chunks = list(client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == full.choices[0].message.content
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals == [full.choices[0].finish_reason]
+    assert chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    if len(full.choices[0].message.content) > 4:  # a stop string never leaks into the stream
+        stop = full.choices[0].message.content[3:5]
+        streamed = client.chat.completions.create(**kwargs, stop=[stop], stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        content = full.choices[0].message.content
+        assert text == content[:content.find(stop)]
+    with pytest.raises(openai.BadRequestError, match="streaming"):
+        client.chat.completions.create(**kwargs, stream=True, logprobs=True)
+
+
+@pytest.mark.parametrize("mode", ["inline", "separate"])
+def test_delta_stream_splits_thinking_incrementally(model_dir: Path, mode: str) -> None:
+    from model.serve import _DeltaStream, _Generation
+
+    engine = ChatEngine.load(ServerConfig(model_dir=model_dir, reasoning=mode))
+    ids = engine.processor.tokenizer("<think>look at the menu</think>click(3, 4)<|im_end|>",
+                                     add_special_tokens=False)["input_ids"]
+    events: list[dict] = []
+    req = CompletionRequest(messages=[], max_tokens=len(ids), stop=("ZZ",))
+    stream = _DeltaStream(engine, req, events.append)
+    for k in range(1, len(ids)):
+        stream.update(_Generation(ids=ids[:k]))
+    gen = _Generation(ids=ids, finish_reason="stop", parsed=engine.processor.parse_response(ids))
+    stream.finish(engine._response(req, gen, 5, 0))
+    deltas = [e["choices"][0]["delta"] for e in events]
+    joined = {key: "".join(d.get(key) or "" for d in deltas) for key in ("content", "reasoning_content")}
+    if mode == "inline":
+        assert joined == {"content": "<think>look at the menu</think>click(3, 4)", "reasoning_content": ""}
+    else:
+        assert joined == {"content": "click(3, 4)", "reasoning_content": "look at the menu"}
+    assert len(deltas) > 4  # text arrived in pieces, not all at the end
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
