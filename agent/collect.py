@@ -91,10 +91,42 @@ def _miniwob_env(config: CollectConfig) -> Any:
     return MiniWoBEnv(MiniWoBConfig(task=config.tasks[0], max_steps=config.max_steps, **config.env_kwargs))
 
 
+def _docker_env(config: CollectConfig) -> Any:
+    from envs.docker.env import DockerConfig, DockerEnv
+
+    return DockerEnv(DockerConfig(max_steps=config.max_steps, **config.env_kwargs))
+
+
+class SolutionPolicy:
+    """Replays the env's scripted solution of the current episode (``env.solution()``; docker tasks)."""
+
+    name = "expert"
+    model = "scripted-solution"
+    privileged = True
+    output_format = None
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self._actions: tuple[Any, ...] = ()
+
+    def reset(self, instruction: str) -> None:
+        self._actions = tuple(self.env.solution())
+
+    def act(self, inp: Any) -> Any:
+        from agent.policy import PolicyReply
+        from envs.actions import Fail
+
+        i = inp.step_index
+        action = self._actions[i] if i < len(self._actions) else Fail("scripted solution: no actions left")
+        return PolicyReply(actions=(action,), thought=f"scripted solution step {i + 1}")
+
+
 def _policy(config: CollectConfig, env: Any) -> Any:
     if config.policy == "expert":
+        if config.suite == "docker":
+            return SolutionPolicy(env)
         if config.suite != "miniwob":
-            raise ValueError("the scripted expert exists for the miniwob suite only")
+            raise ValueError("the scripted expert exists for the miniwob and docker suites only")
         from agent.policies.expert import MiniWoBExpertPolicy
 
         return MiniWoBExpertPolicy(env)
@@ -103,7 +135,7 @@ def _policy(config: CollectConfig, env: Any) -> Any:
     return make_policy(config.policy, **config.policy_kwargs)
 
 
-SUITES: dict[str, Callable[[CollectConfig], Any]] = {"miniwob": _miniwob_env}
+SUITES: dict[str, Callable[[CollectConfig], Any]] = {"miniwob": _miniwob_env, "docker": _docker_env}
 
 
 # -- resume -----------------------------------------------------------------------------

@@ -31,7 +31,13 @@ def _browser(size: tuple[int, int] = (1280, 800), max_steps: int = 50, **kw: Any
     return BrowserEnv(BrowserConfig(width=size[0], height=size[1], **kw), max_steps=max_steps)
 
 
-ENV_FACTORIES: dict[str, Callable[..., Env]] = {"desktop": _desktop, "browser": _browser}
+def _docker(size: tuple[int, int] = (1280, 800), max_steps: int = 50, **kw: Any) -> Env:
+    from envs.docker.env import DockerConfig, DockerEnv
+
+    return DockerEnv(DockerConfig(size=size, max_steps=max_steps, **kw))
+
+
+ENV_FACTORIES: dict[str, Callable[..., Env]] = {"desktop": _desktop, "browser": _browser, "docker": _docker}
 
 
 def make_env(kind: str, **kwargs: Any) -> Env:

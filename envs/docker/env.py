@@ -213,26 +213,39 @@ class DockerEnv(GUIEnv):
 
     # -- helpers ------------------------------------------------------------------------------
     def launch(self, argv: Any, *, wait_for_window: bool = True) -> int:
-        """Start ``argv`` in the guest; by default wait until a new window appears. Returns its pid."""
+        """Start ``argv`` in the guest; by default wait until a new window is viewable. Returns its pid."""
         argv = _argv(argv)
         client = self.client
-        before = {w.id for w in client.request(p.ListWindows()).windows} if wait_for_window else set()
         with self._died(f"launch {argv[0]}"):
+            before = {w.id for w in client.request(p.ListWindows()).windows} if wait_for_window else set()
             pid = client.request(p.Launch(argv)).pid
+            if wait_for_window:
+                self._wait_for_window(client, pid, argv[0], before)
+        return pid
+
+    def _wait_for_window(self, client: GuestClient, pid: int, name: str, before: set[str]) -> None:
         deadline = time.monotonic() + self.config.window_timeout_s
         delay = 0.01
-        while wait_for_window:
-            if {w.id for w in client.request(p.ListWindows()).windows} - before:
-                break
+        while True:
+            for wid in sorted({w.id for w in client.request(p.ListWindows()).windows} - before):
+                # Managed (in _NET_CLIENT_LIST) comes before mapped: wait until X says it is viewable.
+                state = client.run(["xwininfo", "-id", wid], timeout_s=10).stdout
+                if "IsViewable" in state:
+                    return
             code = client.request(p.ProcessStatus(pid)).returncode
             if code is not None:
-                raise EnvSetupError(f"{argv[0]} exited with code {code} in the guest before showing a window")
+                raise EnvSetupError(f"{name} exited with code {code} in the guest before showing a window")
             if time.monotonic() > deadline:
-                raise EnvSetupError(f"no window of {argv[0]} within {self.config.window_timeout_s:.0f}s; pass "
+                raise EnvSetupError(f"no window of {name} within {self.config.window_timeout_s:.0f}s; pass "
                                     "wait_for_window=False for apps without windows")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
-        return pid
+
+    def solution(self) -> tuple[Action, ...]:
+        """The scripted solution of the current episode's task (what a collection expert replays)."""
+        if self._task is None:
+            raise EnvNotReadyError("no task in this episode: reset(options={'task': ...}) first")
+        return self._task.solution(self._seed, self.screen_size)
 
     def _take_container(self) -> GuestContainer:
         spare, self._spare = self._spare, None
