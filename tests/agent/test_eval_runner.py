@@ -89,6 +89,10 @@ def test_scripted_experts_succeed_and_noop_fails(tmp_path: Path) -> None:
     assert scripted.report["per_task"]["enter-text"]["mean_steps"] >= 2
     for e in scripted.report["episodes"]:
         assert (tmp_path / "scripted" / e["viewer"]).is_file()
+    replay = run_eval(EvalConfig(suite="miniwob:click-button,enter-text", out=str(tmp_path / "replay"),
+                                 policy=f"replay:{tmp_path / 'scripted'}"), progress=False)
+    assert replay.report["summary"]["successes"] == 2  # same seeds, same pixels: the recorded actions win again
+    assert {e["steps"] for e in replay.report["episodes"]} == {e["steps"] for e in scripted.report["episodes"]}
     noop = run_eval(EvalConfig(suite="miniwob:click-button,enter-text", out=str(tmp_path / "noop"), policy="noop"),
                     progress=False)
     n = noop.report["summary"]
@@ -127,6 +131,20 @@ def test_hung_episode_is_killed_as_timeout_and_the_run_completes(tmp_path: Path)
     assert result.report["summary"]["timeouts"] == 1
     assert len(TrajectoryStore(run).query()) == 2
     assert _browsers_below_us() == []  # the hung worker's Chromium went with it
+
+
+def test_model_policy_through_a_real_openai_compatible_server_records_tokens(tmp_path: Path) -> None:
+    from .responder import ScriptedServer
+
+    # It answers wait() (5 s in UI-TARS) when it sees no green target, as here: MiniWoB's 10 s timer ends it.
+    with ScriptedServer() as server:
+        result = run_eval(EvalConfig(suite="miniwob:click-button", out=str(tmp_path / "run"), model=server.base_url,
+                                     model_name="scripted", output_format="uitars", max_steps=3), progress=False)
+        requests = len(server.requests)
+    (e,) = result.report["episodes"]
+    assert (e["outcome"], e["success"]) == ("failure", False) and e["steps"] == requests >= 1
+    assert (e["prompt_tokens"], e["completion_tokens"]) == (100 * requests, 20 * requests) and e["model_s"] > 0
+    assert result.report["settings"]["policy"] == f"model:{server.base_url}"
 
 
 def _episode_dirs(run: Path) -> list[Path]:
