@@ -14,8 +14,8 @@ generation is serialised on one lock around the model. Generation runs through
 the KV of the shared prefix and the vision embeddings of unchanged screenshots
 (``usage.prompt_tokens_details.cached_tokens`` reports how many prompt tokens were reused), and
 it runs in chunks of ``chunk_tokens`` so stop strings end generation early. A ``<think>``
-section stays in ``content`` as ``<think>…</think>`` (``reasoning="separate"`` moves it to
-``message.reasoning_content``). Preprocessed data-URL images are kept in an LRU cache
+section goes to ``message.reasoning_content`` (``reasoning="inline"`` keeps it in ``content``
+as ``<think>…</think>``). Preprocessed data-URL images are kept in an LRU cache
 (``image_cache_size``), so resent screenshots are decoded once. The model runs on ``device``
 (CPU by default). The server binds to 127.0.0.1 unless told otherwise.
 """
@@ -75,9 +75,9 @@ class ServerConfig:
     max_tokens_limit: int = 4096
     max_body_bytes: int = 64 * 1024 * 1024
     chunk_tokens: int = 16  # tokens per generate call between stop-string checks
-    # "inline": content = "<think>…</think>answer" (what pixelpilot's agent formats parse);
-    # "separate": content = answer, message.reasoning_content = the thinking (DeepSeek/vLLM style).
-    reasoning: Literal["separate", "inline"] = "inline"
+    # "separate": content = answer, message.reasoning_content = the thinking (DeepSeek/vLLM style);
+    # "inline": content = "<think>…</think>answer" for clients that read content only.
+    reasoning: Literal["separate", "inline"] = "separate"
     device: str = "cpu"  # torch device for the model, e.g. "cuda" or "cuda:1"
     reuse_prefix: bool = True  # keep KV + vision embeddings of the last request for the next one
     image_cache_size: int = 64  # preprocessed data-URL images kept (LRU) across requests

@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="model id clients send (default: the directory name)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: accept any)")
     p.add_argument("--max-tokens-limit", type=int, default=4096, help="largest max_tokens a request may ask for")
-    p.add_argument("--reasoning", choices=("inline", "separate"), default="inline",
-                   help="thinking as <think>…</think> in content (inline, default) or in message.reasoning_content")
+    p.add_argument("--reasoning", choices=("separate", "inline"), default="separate",
+                   help="thinking in message.reasoning_content (separate, default) or as <think>…</think> in content")
     p.add_argument("--device", default="cpu", help="torch device for the model: cpu, cuda, cuda:1, ...")
     p.add_argument("--verbose", action="store_true", help="log every request")
     p.set_defaults(func=_serve)
