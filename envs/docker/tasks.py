@@ -8,6 +8,7 @@ replays). Tasks are looked up in the explicit ``DOCKER_TASKS`` registry.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from envs.actions import Action, Click, Done, TypeText
 from envs.tasks.controller import Controller
 
 XTERM = ("xterm", "-geometry", "80x24+0+0")
+SETTLE_S = 5.0  # how long a check waits for the guest to reach the expected state
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,17 @@ def _word(seed: int) -> str:
 
 
 def _terminal_file_check(controller: Controller, seed: int) -> bool:
-    try:
-        return controller.read_file("/root/out.txt").decode("utf-8", "replace").strip() == _word(seed)
-    except FileNotFoundError:
-        return False
+    # The shell runs the typed command a moment after Enter: give it a short settle time.
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        try:
+            if controller.read_file("/root/out.txt").decode("utf-8", "replace").strip() == _word(seed):
+                return True
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _terminal_file_solution(seed: int, screen: tuple[int, int]) -> tuple[Action, ...]:
