@@ -149,7 +149,7 @@ def _scripted(item: EvalItem, env: Env) -> Policy:
         return MiniWoBExpertPolicy(env)  # type: ignore[arg-type]
     from agent.eval.desktop_scripted import scripted_desktop_policy
 
-    return scripted_desktop_policy(item)
+    return scripted_desktop_policy(item, env)
 
 
 class PolicySource:

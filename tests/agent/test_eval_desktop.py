@@ -16,7 +16,7 @@ from agent.eval.suites import desktop_suite_index
 pytestmark = pytest.mark.integration
 needs_x = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xterm")), reason="needs Xvfb and xterm")
 needs_suite = pytest.mark.skipif(not desktop_suite_index().is_file(), reason="the desktop suite is not installed")
-TASKS = "terminal-mkdir-project,os-bluetooth-pair"  # one feasible, one infeasible
+TASKS = "terminal-mkdir-project,os-bluetooth-pair"  # feasible, infeasible
 
 
 def _bad_setup_suite(root: Path) -> Path:
@@ -47,3 +47,23 @@ def test_noop_fails_and_a_broken_setup_is_a_setup_error(tmp_path: Path) -> None:
     assert (s["episodes"], s["evaluated"], s["setup_errors"], s["success_rate"]) == (2, 1, 1, 0.0)
     html = (tmp_path / "run" / "report.html").read_text()
     assert "launch-missing-app" in html and "setup_error" in html
+
+
+@needs_x
+@needs_suite
+def test_scripted_solutions_succeed_and_noop_fails_feasible_and_infeasible_apart(tmp_path: Path) -> None:
+    suite = f"desktop:{TASKS},editor-new-note"
+    scripted = run_eval(EvalConfig(suite=suite, out=str(tmp_path / "scripted"), policy="scripted", max_steps=20),
+                        progress=False)
+    r = scripted.report
+    assert (r["summary"]["episodes"], r["summary"]["successes"]) == (3, 3)
+    assert (r["feasible"]["episodes"], r["feasible"]["success_rate"]) == (2, 1.0)
+    assert (r["infeasible"]["episodes"], r["infeasible"]["success_rate"]) == (1, 1.0)
+    assert set(r["per_domain"]) == {"terminal", "os", "text_editor"}
+    for e in r["episodes"]:
+        assert e["steps"] >= 1 and e["setup_s"] > 0 and (tmp_path / "scripted" / e["viewer"]).is_file()
+    noop = run_eval(EvalConfig(suite=suite, out=str(tmp_path / "noop"), policy="noop"), progress=False).report
+    assert noop["summary"]["successes"] == 0 and noop["summary"]["outcomes"] == {"failure": 3}
+    assert noop["infeasible"]["success_rate"] == 0.0  # declaring Done on an infeasible task scores nothing
+    details = json.loads((tmp_path / "noop" / "report.json").read_text())["episodes"]
+    assert all(e["score"] == 0.0 for e in details)
