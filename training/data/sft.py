@@ -1,0 +1,173 @@
+"""Trajectories → SFT samples, in exactly the chat layout the agent uses at inference.
+
+For every usable step of every episode the sample is what ``agent.policies.local_model``
+would send the model at that step, followed by the reply we want it to learn::
+
+    system:    native format's system_prompt(frame)        frame = this step's ModelFrame
+    user:      Task: <instruction>
+    [earlier steps]  user: <screenshot or "(earlier screenshot omitted)">  assistant: <native text>
+    user:      <current screenshot>
+    assistant: <think>thought</think>\\naction            ← the only tokens with loss
+
+The messages come from ``agent.messages.build_messages`` (the same function the agent calls),
+with ``HistoryStep(reply_text=native text of that step, screenshot)``. Coordinates in every
+native text are pixels of the image the processor produces for that screenshot
+(``processor.image_metas``), so a trained model's clicks map back exactly as at run time.
+Earlier assistant turns carry no loss: they are context the model wrote before, not targets.
+
+This module knows nothing about packing or the trainer; see ``training.data.packing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent.formats import ModelFrame, get_format
+from agent.messages import build_messages
+from agent.policy import HistoryStep, PolicyInput
+from envs.observation import Observation
+from model.processing import Processor
+from model.processing.processor import IGNORE_INDEX
+from trajectories import Episode, Step, TrajectoryStore, read_episode
+
+#: A training sample (see ``training.data`` for the contract).
+Sample = dict[str, Any]
+#: Chooses the thought written for a step, given the frame the model sees it in (None: no thinking).
+ThoughtFn = Callable[[Episode, Step, ModelFrame], "str | None"]
+
+
+class TrajectoryDataError(ValueError):
+    """A trajectory run cannot be turned into samples; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Which trajectory steps become samples, and how each is laid out."""
+
+    #: Earlier screenshots kept as images (the rest become a text note), as the policy's setting.
+    history_images: int = 1
+    #: Write each step's thought in ``<think>`` (target and history); False: actions only.
+    include_thoughts: bool = True
+    #: Only episodes whose outcome is ``success``.
+    only_successful: bool = False
+    #: Leave out episodes of privileged policies (scripted experts that read the DOM).
+    skip_privileged: bool = False
+    #: At most this many target steps per episode (the first ones); None: all.
+    max_steps_per_episode: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.history_images < 0:
+            raise ValueError(f"history_images must be >= 0, got {self.history_images}")
+        if self.max_steps_per_episode is not None and self.max_steps_per_episode <= 0:
+            raise ValueError(f"max_steps_per_episode must be > 0 or None, got {self.max_steps_per_episode}")
+
+
+def image_frame(processor: Processor, screenshot_HWC: np.ndarray) -> ModelFrame:
+    """The ``ModelFrame`` the model sees ``screenshot_HWC`` in (screen size → processor image size)."""
+    size = (int(screenshot_HWC.shape[1]), int(screenshot_HWC.shape[0]))
+    return ModelFrame(size, processor.image_metas([screenshot_HWC])[0].resized_size)
+
+
+def image_part(image_HWC: np.ndarray) -> dict[str, Any]:
+    """An inline image content part, as the local model policy builds it."""
+    return {"type": "image", "image": image_HWC}
+
+
+def encode_target_turn(processor: Processor, messages: Sequence[Mapping[str, Any]], sample_id: str) -> Sample:
+    """Encode ``messages`` (the last one the assistant target); loss on that last turn only.
+
+    The processor's assistant mask marks every assistant turn; labels keep only the final
+    contiguous run (the target's content and its ``<|im_end|>``).
+    """
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("the last message must be the assistant target")
+    enc = processor.encode_conversation(messages, iter(()))
+    mask = enc.assistant_mask
+    start = len(mask)
+    while start > 0 and mask[start - 1]:
+        start -= 1
+    if start == len(mask):
+        raise ValueError(f"sample {sample_id}: the assistant target holds no tokens")
+    labels = [IGNORE_INDEX] * start + enc.input_ids[start:]
+    sample: Sample = {"input_ids": list(enc.input_ids), "labels": labels, "id": sample_id}
+    if enc.image_metas:
+        sample["pixel_values"] = torch.cat(enc.pixel_values)
+        sample["image_grid_hws"] = torch.tensor([m.grid_hw for m in enc.image_metas], dtype=torch.long)
+    return sample
+
+
+def short_thought(episode: Episode, step: Step, frame: ModelFrame) -> str | None:
+    """The step's recorded thought (what the policy said while acting)."""
+    return step.thought
+
+
+def step_text(step: Step, frame: ModelFrame, thought: str | None) -> str | None:
+    """The native reply for a recorded step, or None when it has no action (unparseable reply).
+
+    An environment error on the step is appended as the agent loop does in its history.
+    """
+    action = step.parsed_action()
+    if action is None:
+        return None
+    text = get_format("native").format([action], frame, thought)
+    return f"{text}\n[environment: {step.error}]" if step.error else text
+
+
+def episode_samples(episode: Episode, processor: Processor, config: SFTConfig = SFTConfig(),
+                    thought_of: ThoughtFn = short_thought) -> Iterator[Sample]:
+    """SFT samples of one episode: one per step that has a screenshot and a valid action."""
+    history: list[HistoryStep] = []
+    targets = 0
+    for step in episode.steps:
+        if config.max_steps_per_episode is not None and targets >= config.max_steps_per_episode:
+            return
+        if step.screenshot is None:
+            continue
+        shot = episode.frame(step)
+        frame = image_frame(processor, shot)
+        thought = thought_of(episode, step, frame) if config.include_thoughts else None
+        reply = step_text(step, frame, thought)
+        if reply is not None and step.error is None:
+            inp = PolicyInput(episode.meta.instruction, Observation(shot, episode.meta.instruction),
+                              tuple(history), step_index=step.index)
+            system = get_format("native").system_prompt(frame)
+            messages = build_messages(inp, system, config.history_images, image_part)
+            messages.append({"role": "assistant", "content": reply})
+            yield encode_target_turn(processor, messages, f"{episode.meta.episode_id}:{step.index}")
+            targets += 1
+        history.append(HistoryStep(reply if reply is not None else step.raw_text, shot, step.thought,
+                                   step.parsed_action()))
+
+
+def run_episodes(runs: Path | str | Sequence[Path | str], config: SFTConfig = SFTConfig()) -> Iterator[Episode]:
+    """Episodes of one or more run directories that pass ``config``'s filters, oldest first."""
+    paths = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    if not paths:
+        raise TrajectoryDataError("no trajectory run given; pass a directory written by pixelpilot collect")
+    for path in map(Path, paths):
+        if not (path / "episodes").is_dir():
+            raise TrajectoryDataError(f"{path} is not a trajectory run (no episodes/ directory); "
+                                      "record one with: pixelpilot collect --out DIR")
+        with TrajectoryStore(path) as store:
+            rows = store.query(outcome="success" if config.only_successful else None,
+                               privileged=False if config.skip_privileged else None)
+        for row in rows:
+            yield read_episode(row.path)
+
+
+def trajectory_samples(runs: Path | str | Sequence[Path | str], processor: Processor | None = None,
+                       config: SFTConfig = SFTConfig(), thought_of: ThoughtFn = short_thought) -> Iterator[Sample]:
+    """SFT samples of every episode of ``runs`` (see ``episode_samples``)."""
+    processor = processor or Processor.default()
+    for episode in run_episodes(runs, config):
+        yield from episode_samples(episode, processor, config, thought_of)
+
+
+__all__ = ["SFTConfig", "Sample", "ThoughtFn", "TrajectoryDataError", "encode_target_turn", "episode_samples",
+           "image_frame", "image_part", "run_episodes", "short_thought", "step_text", "trajectory_samples"]
