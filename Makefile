@@ -1,8 +1,11 @@
 # Two entry points: `make demo` (set up + run the main job) and `make test` (set up + all tests).
-.PHONY: setup demo test bench clean
+.PHONY: setup daemons demo test bench clean
 
 setup:
 	bash scripts/setup.sh
+
+daemons:
+	bash scripts/start_daemons.sh
 
 demo: setup
 	.venv/bin/pixelpilot demo

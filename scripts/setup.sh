@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(xvfb xauth x11-utils xdotool openbox xterm chromium fonts-dejavu-core fonts-liberation
-              imagemagick pkg-config libvirt-dev)
+              imagemagick pkg-config libvirt-dev docker.io debootstrap)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -3,6 +3,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/start_daemons.sh
+# The docker tests' image; a failure here is reported again (with its cause) by those tests.
+if docker info >/dev/null 2>&1; then
+  bash scripts/build_docker_image.sh >/dev/null || echo "[test] docker image build failed; docker tests will say why" >&2
+fi
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -176,6 +176,17 @@ def _payload_tar() -> bytes:
     return buf.getvalue()
 
 
+def _remove_if_untagged(client: Any, image_id: str) -> None:
+    """Drop the image a rebuild replaced, unless something still names or uses it."""
+    import docker
+
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        pass  # gone already, or a container still uses it: leave it
+
+
 def build_image(config: ImageConfig | None = None, *, force: bool = False, log: Any = print) -> dict[str, Any]:
     """Make sure ``config.tag`` exists and matches the current inputs; returns what was done."""
     config = config or ImageConfig()
@@ -185,6 +196,7 @@ def build_image(config: ImageConfig | None = None, *, force: bool = False, log: 
     if not force and _image_label(client, config.tag, INPUTS_LABEL) == want:
         return {"tag": config.tag, "built": False, "inputs": want, "seconds": time.monotonic() - t0}
     base_had = _has_image(client, config.base_tag)
+    old_id = client.images.get(config.tag).id if _has_image(client, config.tag) else None
     base = build_base(config, client, log)
     container = client.containers.create(base, command=["/bin/true"], network_mode="none",
                                          labels={"pixelpilot.build": "1"})
@@ -196,7 +208,10 @@ def build_image(config: ImageConfig | None = None, *, force: bool = False, log: 
         container.commit(repository=repo, tag=tag, changes=changes)
     finally:
         container.remove(force=True)
-    size = client.images.get(config.tag).attrs.get("Size", 0)
+    image = client.images.get(config.tag)
+    if old_id is not None and old_id != image.id:
+        _remove_if_untagged(client, old_id)
+    size = image.attrs.get("Size", 0)
     log(f"[image] {config.tag} ready ({size / 2**20:.0f} MiB)")
     return {"tag": config.tag, "built": True, "base_built": not base_had, "inputs": want,
             "seconds": time.monotonic() - t0, "size_bytes": size}
