@@ -63,8 +63,9 @@ class LocalController:
     """Controls this machine. Use as a context manager (``close`` ends launched processes)."""
 
     def __init__(self, display: str | None = None, browser: Sequence[str] = DEFAULT_BROWSER,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         self.display = display if display is not None else os.environ.get("DISPLAY") or None
+        self.cwd = cwd  # working directory of commands and launched apps (None: ours)
         self.browser = tuple(browser)
         self._env = {**os.environ, **(env or {})}
         if self.display:
@@ -78,7 +79,7 @@ class LocalController:
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(argv, shell=use_shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=self._env, start_new_session=True)
+                                    env=self._env, cwd=self.cwd, start_new_session=True)
         except (FileNotFoundError, PermissionError) as exc:
             return CommandResult(127, "", f"{exc}", False, time.monotonic() - t0)
         try:
@@ -94,7 +95,7 @@ class LocalController:
     def launch(self, command: CommandArg, *, shell: bool = False) -> int:
         argv, use_shell = _argv(command, shell)
         proc = subprocess.Popen(argv, shell=use_shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                stdin=subprocess.DEVNULL, env=self._env, start_new_session=True)
+                                stdin=subprocess.DEVNULL, env=self._env, cwd=self.cwd, start_new_session=True)
         self._procs[proc.pid] = proc
         return proc.pid
 

@@ -90,8 +90,8 @@ def session_environment(home: Path) -> dict[str, str]:
 
 
 def default_controller_factory(session: SessionInfo) -> Controller:
-    """A ``LocalController`` on the session's display with the session environment."""
-    return LocalController(session.display, env=dict(session.env))
+    """A ``LocalController`` on the session's display, with the session environment, working in ``$HOME``."""
+    return LocalController(session.display, env=dict(session.env), cwd=str(session.home))
 
 
 def fill_placeholders(task: Task, values: Mapping[str, str]) -> Task:
