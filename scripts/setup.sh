@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(xvfb xauth x11-utils xdotool openbox xterm chromium fonts-dejavu-core fonts-liberation
-              imagemagick pkg-config libvirt-dev docker.io debootstrap)
+              imagemagick pkg-config libvirt-dev docker.io debootstrap
+              mousepad galculator pcmanfm gsettings-desktop-schemas libglib2.0-bin bc)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
