@@ -84,6 +84,9 @@ class OpenAIPolicy:
         response = self._call(messages)
         choice = response.choices[0]
         text = choice.message.content or ""
+        reasoning = getattr(choice.message, "reasoning_content", None)  # servers that split out thinking
+        if reasoning:
+            text = f"<think>{reasoning}</think>{text}"
         logprobs = None
         if self.config.logprobs and getattr(choice, "logprobs", None) and choice.logprobs.content:
             logprobs = [float(t.logprob) for t in choice.logprobs.content]
