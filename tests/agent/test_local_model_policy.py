@@ -43,7 +43,7 @@ def test_factory_picks_the_project_model_for_its_directories(model_dir: Path) ->
 def test_in_process_and_served_replies_are_identical(model_dir: Path) -> None:
     from model.serve import ChatServer, ServerConfig
 
-    local = LocalModelPolicy(LocalModelPolicyConfig(str(model_dir), max_new_tokens=10, thinking=False))
+    local = LocalModelPolicy(LocalModelPolicyConfig(str(model_dir), max_new_tokens=10))
     inp = PolicyInput("click ok", _obs(0), history=(HistoryStep("wait(seconds=1)", _obs(1).screenshot),))
     a = local.act(inp)
     assert a.text is not None and a.image_size == (320, 210)
