@@ -17,7 +17,10 @@ from agent.policy import PolicyError, PolicyInput, PolicyReply
 class DesktopScriptedPolicy:
     """Plays ``ScriptedSolutionPolicy`` of the desktop suite through the agent loop."""
 
-    name, model, privileged, output_format = "scripted", "desktop-solutions", True, None
+    name: str = "scripted"
+    model: str = "desktop-solutions"
+    privileged: bool = True
+    output_format: str | None = None
 
     def __init__(self, env: Any) -> None:
         from envs.suites.desktop.solutions import ScriptedSolutionPolicy

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agent.eval.suites import EvalItem
 from agent.policy import Policy, PolicyInput, PolicyReply
@@ -52,7 +52,7 @@ class PolicySpec:
             raise ValueError(f"replay needs a run directory with episodes/, got {self.arg!r}")
 
     @classmethod
-    def parse(cls, text: str | None, model: str | None = None, **model_kwargs: Any) -> "PolicySpec":
+    def parse(cls, text: str | None, model: str | None = None, **model_kwargs: Any) -> PolicySpec:
         kind, _, arg = (text or ("model" if model else "")).partition(":")
         if kind == CUSTOM:
             raise ValueError("a custom policy is given as a policy_factory in code, not as --policy")
@@ -68,7 +68,7 @@ class PolicySpec:
                 CUSTOM: f"custom:{self.arg}"}.get(self.kind, self.kind)
 
     @classmethod
-    def custom(cls, factory: PolicyFactory) -> "PolicySpec":
+    def custom(cls, factory: PolicyFactory) -> PolicySpec:
         """The spec recorded for a library-provided ``policy_factory``."""
         return cls(CUSTOM, f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}")
 
@@ -76,7 +76,10 @@ class PolicySpec:
 class NoopPolicy:
     """Declares the task done at once: what a task scores when nobody does anything."""
 
-    name, model, privileged, output_format = "noop", "noop", False, None
+    name: str = "noop"
+    model: str = "noop"
+    privileged: bool = False
+    output_format: str | None = None
 
     def reset(self, instruction: str) -> None:
         pass
@@ -88,7 +91,10 @@ class NoopPolicy:
 class RandomClickPolicy:
     """Left-clicks uniformly random screen pixels, never ends the episode (the budget does)."""
 
-    name, model, privileged, output_format = "random", "random-click", False, None
+    name: str = "random"
+    model: str = "random-click"
+    privileged: bool = False
+    output_format: str | None = None
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
@@ -139,14 +145,14 @@ def _replay(run_dir: str, item: EvalItem) -> Policy:
             candidates.append((header.meta.seed != item.seed, header.path))
     if not candidates:
         raise ValueError(f"replay: {run_dir} holds no finished episode of task {item.task_id}")
-    return ReplayPolicy.from_episode(str(min(candidates)[1]))
+    return cast(Policy, ReplayPolicy.from_episode(str(min(candidates)[1])))
 
 
 def _scripted(item: EvalItem, env: Env) -> Policy:
     if item.kind == "miniwob":
         from agent.policies.expert import MiniWoBExpertPolicy
 
-        return MiniWoBExpertPolicy(env)  # type: ignore[arg-type]
+        return cast(Policy, MiniWoBExpertPolicy(env))  # type: ignore[arg-type]  # env is a MiniWoBEnv here
     from agent.eval.desktop_scripted import scripted_desktop_policy
 
     return scripted_desktop_policy(item, env)
@@ -181,5 +187,12 @@ class PolicySource:
         return MeteredPolicy(self._model)
 
 
-__all__ = ["MeteredPolicy", "NoopPolicy", "POLICY_KINDS", "PolicyFactory", "PolicySource", "PolicySpec",
-           "RandomClickPolicy"]
+__all__ = [
+    "POLICY_KINDS",
+    "MeteredPolicy",
+    "NoopPolicy",
+    "PolicyFactory",
+    "PolicySource",
+    "PolicySpec",
+    "RandomClickPolicy",
+]

@@ -164,5 +164,16 @@ def read_records(root: Path | str, items: list[EvalItem]) -> list[EvalRecord]:
     return rows
 
 
-__all__ = ["ERROR_KINDS", "EvalRecord", "EvalRecorder", "VIEWER_PAGE", "episode_success", "finalize_cut_episode", "item_run_config",
-           "read_records", "record_from_header", "stub_meta", "write_stub_episode"]
+__all__ = [
+    "ERROR_KINDS",
+    "VIEWER_PAGE",
+    "EvalRecord",
+    "EvalRecorder",
+    "episode_success",
+    "finalize_cut_episode",
+    "item_run_config",
+    "read_records",
+    "record_from_header",
+    "stub_meta",
+    "write_stub_episode",
+]

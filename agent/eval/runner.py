@@ -100,6 +100,9 @@ def env_kind_for(suite: Suite, requested: str | None) -> str:
     if kind in ("docker", "vm") and kind not in ENV_FACTORIES:
         raise ValueError(f"the {kind} env is not available yet (agent.factory.ENV_FACTORIES has "
                          f"{sorted(ENV_FACTORIES)}); run this suite with --env desktop")
+    if suite.kind == "osworld" and kind != "desktop":
+        raise ValueError(f"OSWorld-format tasks run on TaskEnv (--env desktop) only so far; the {kind} env does not "
+                         "take OSWorld tasks yet")
     return kind
 
 

@@ -43,20 +43,16 @@ class EnvBuildError(RuntimeError):
 
 
 def build_env(config: WorkerConfig, item: EvalItem) -> Env:
-    """The env for ``item``'s suite kind on ``config.env_kind``."""
+    """The env for ``item``'s suite kind: ``MiniWoBEnv`` or ``TaskEnv`` (``runner.env_kind_for`` checked the pair)."""
     try:
         if item.kind == "miniwob":
             from envs.miniwob.env import MiniWoBConfig, MiniWoBEnv
 
             return MiniWoBEnv(MiniWoBConfig(task=item.task_id, max_steps=config.max_steps, **config.env_kwargs))
-        if config.env_kind == "desktop":
-            from envs.desktop.env import DesktopConfig
-            from envs.tasks.task_env import TaskEnv
+        from envs.desktop.env import DesktopConfig
+        from envs.tasks.task_env import TaskEnv
 
-            return TaskEnv(DesktopConfig(max_steps=config.max_steps, **config.env_kwargs))
-        from agent.factory import make_env
-
-        return make_env(config.env_kind, max_steps=config.max_steps, **config.env_kwargs)
+        return TaskEnv(DesktopConfig(max_steps=config.max_steps, **config.env_kwargs))
     except (ImportError, ValueError, TypeError, OSError) as exc:
         raise EnvBuildError(f"cannot build the {config.env_kind} env for {item.suite}: {type(exc).__name__}: {exc}") from exc
 
@@ -93,7 +89,7 @@ class InfoTap(Env):
 class _Episode:
     """Runs one item on a worker's env; always leaves a finished episode in the store."""
 
-    def __init__(self, worker: "_Worker", item: EvalItem) -> None:
+    def __init__(self, worker: _Worker, item: EvalItem) -> None:
         self.w, self.item = worker, item
         self.t0 = time.monotonic()
         self.setup_s: float | None = None
@@ -113,6 +109,7 @@ class _Episode:
 
         self.setup_s = time.monotonic() - self.t0
         self.w.send("agent", self.item.episode_id, None)
+        assert self.w.tap is not None  # the recorder is made after the env's reset
         meta = episode_meta(self.w.tap, self.policy, task_id=self.item.task_id, instruction=instruction,
                             suite=self.item.suite, seed=self.item.seed, episode_id=self.item.episode_id,
                             run_config=item_run_config(self.item, worker=self.w.worker_id, max_steps=self.w.config.max_steps,
@@ -133,9 +130,9 @@ class _Episode:
 
         w = self.w
         try:
-            w.ensure_env(self.item)
-            self.policy = w.source.for_item(self.item, w.tap.inner)
-            result = run_episode(w.tap, self.policy, recorder=self.recorder, config=LoopConfig(max_steps=w.config.max_steps),
+            tap = w.ensure_env(self.item)
+            self.policy = w.source.for_item(self.item, tap.inner)
+            result = run_episode(tap, self.policy, recorder=self.recorder, config=LoopConfig(max_steps=w.config.max_steps),
                                  seed=self.item.seed, options=reset_options(self.item))
             return result.outcome
         except EnvBuildError:
@@ -165,9 +162,10 @@ class _Worker:
     def send(self, kind: str, episode_id: str | None, payload: Any) -> None:
         self.outbox.put((kind, self.worker_id, episode_id, payload))
 
-    def ensure_env(self, item: EvalItem) -> None:
+    def ensure_env(self, item: EvalItem) -> InfoTap:
         if self.tap is None:
             self.tap = InfoTap(build_env(self.config, item))
+        return self.tap
 
     def drop_env(self) -> None:
         if self.tap is not None:

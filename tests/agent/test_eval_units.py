@@ -12,7 +12,7 @@ from agent.eval.policies import MeteredPolicy, NoopPolicy, PolicySpec, RandomCli
 from agent.eval.records import EvalRecord, finalize_cut_episode, read_records, stub_meta
 from agent.eval.report import build_report, group_stats, render_html, render_markdown
 from agent.eval.runner import EvalConfig, env_kind_for
-from agent.eval.suites import EvalItem, resolve_suite
+from agent.eval.suites import EvalItem, Suite, resolve_suite
 from agent.policy import PolicyInput
 from envs.actions import Click, Done
 from envs.observation import Observation
@@ -59,12 +59,13 @@ def test_env_and_policy_choice_errors_say_what_to_do() -> None:
         env_kind_for(miniwob, "desktop")
     from agent.factory import ENV_FACTORIES
 
-    if "docker" not in ENV_FACTORIES:
-        task = EvalItem("x", "osworld", "t", 0, task_path="/nonexistent.json")
-        from agent.eval.suites import Suite
-
-        with pytest.raises(ValueError, match="not available yet"):
-            env_kind_for(Suite("x", "osworld", "mem", (task,)), "docker")
+    osworld = Suite("x", "osworld", "mem", (EvalItem("x", "osworld", "t", 0, task_path="/nonexistent.json"),))
+    for kind in ("docker", "vm"):
+        with pytest.raises(ValueError, match="not available yet" if kind not in ENV_FACTORIES else "desktop"):
+            env_kind_for(osworld, kind)
+    with pytest.raises(ValueError, match="--env desktop"):
+        env_kind_for(osworld, "browser")
+    assert env_kind_for(osworld, None) == "desktop"
     with pytest.raises(ValueError, match="--model"):
         PolicySpec.parse(None)
     with pytest.raises(ValueError, match="replay needs"):
