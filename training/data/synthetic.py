@@ -245,6 +245,8 @@ def _list(b: _Builder, area: Box, where: str) -> None:
         row = (box[0] + 2, y, box[2] - 2, y + row_h)
         if row[3] > box[3] - 2:
             break
+        if b.text_w(name) + 8 > row[2] - row[0]:
+            continue  # a clipped label could not be found by its text
         b.widgets.append(Widget("list_item", name, row, f"the list in {where}", "selected" if i == selected else ""))
         y = row[3]
     _button_row(b, b.pick(BUTTONS, b.rng.randint(1, 2)), (box[2] + pad, area[1], area[2], area[3]), where)
@@ -271,14 +273,16 @@ def _menubar(b: _Builder, area: Box, where: str, open_menu: bool) -> tuple[Box, 
 def _dropdown(b: _Builder, menu: str, x: int, y: int, area: Box) -> Box | None:
     items = MENUS[menu]
     row_h = b.line_h + 6 * b.scale
-    width = max(b.text_w(i) for i in items) + 30 * b.scale
-    box = (x, y, min(area[2], x + width), min(area[3], y + row_h * len(items) + 4))
+    width = min(max(b.text_w(i) for i in items) + 30 * b.scale, area[2] - area[0])
+    x = min(x, area[2] - width)  # open leftwards near the right edge, as real menus do
+    box = (x, y, x + width, min(area[3], y + row_h * len(items) + 4))
     b.panels.append(Panel("dropdown", box))
     for k, name in enumerate(items):
         row = (box[0] + 2, y + 2 + k * row_h, box[2] - 2, y + 2 + (k + 1) * row_h)
         if row[3] > box[3] - 2:
             break
-        b.widgets.append(Widget("menu_item", name, row, f'the "{menu}" menu'))
+        if b.text_w(name) + 8 <= row[2] - row[0]:
+            b.widgets.append(Widget("menu_item", name, row, f'the "{menu}" menu'))
     return box
 
 
@@ -389,8 +393,11 @@ def _draw_widget(d: ImageDraw.ImageDraw, w: Widget, s: Screen, font: ImageFont.F
         d.text(mid, w.label, fill=t.accent_text if accent else t.text, font=font, anchor="mm")
     elif w.kind == "text_field":
         d.rectangle(rect, fill=t.field, outline=t.border)
-        if w.state:
-            d.text((x0 + 4, mid[1]), w.state, fill=t.text, font=font, anchor="lm")
+        value = w.state
+        while value and font.getlength(value) > x1 - x0 - 8:  # a long value scrolls out of view
+            value = value[1:]
+        if value:
+            d.text((x0 + 4, mid[1]), value, fill=t.text, font=font, anchor="lm")
     elif w.kind == "checkbox":
         side = y1 - y0
         d.rectangle((x0, y0, x0 + side - 1, y1 - 1), fill=t.field, outline=t.border)
