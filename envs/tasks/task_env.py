@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -54,7 +55,7 @@ from envs.tasks.getters import EvalContext
 from envs.tasks.local_controller import LocalController
 from envs.tasks.model import Task, parse_task
 from envs.tasks.setup_runner import SetupContext, SetupResult, StepOutcome, run_setup
-from envs.tasks.setup_steps import SetupStep
+from envs.tasks.setup_steps import LaunchStep, SetupStep
 
 #: Placeholders filled in every string of a task (OSWorld's, plus ``{HOME}``).
 PLACEHOLDERS = ("SCREEN_WIDTH", "SCREEN_HEIGHT", "SCREEN_WIDTH_HALF", "SCREEN_HEIGHT_HALF", "CLIENT_PASSWORD", "HOME")
@@ -94,15 +95,21 @@ def default_controller_factory(session: SessionInfo) -> Controller:
     return LocalController(session.display, env=dict(session.env), cwd=str(session.home))
 
 
-def fill_placeholders(task: Task, values: Mapping[str, str]) -> Task:
+def fill_placeholders(task: Task, values: Mapping[str, str], aliases: Mapping[str, str] | None = None) -> Task:
     """A copy of ``task`` with ``{NAME}`` replaced by ``values[NAME]`` in every string.
 
     Plain ``str.replace`` (not ``str.format``): commands contain other braces (awk, JSON).
+    ``aliases`` maps path prefixes to replacements (``/home/user`` -> the sandbox home); a
+    prefix matches only as a whole path component (``/home/username`` stays).
     """
+    patterns = [(re.compile(re.escape(src) + r"(?![\w.-])"), dst) for src, dst in (aliases or {}).items()]
+
     def fill(value: Any) -> Any:
         if isinstance(value, str):
             for name, text in values.items():
                 value = value.replace("{" + name + "}", text)
+            for pattern, dst in patterns:
+                value = pattern.sub(lambda _m: dst, value)
             return value
         if isinstance(value, tuple):
             return tuple(fill(v) for v in value)
@@ -114,6 +121,12 @@ def fill_placeholders(task: Task, values: Mapping[str, str]) -> Task:
         return value
 
     return fill(task)
+
+
+def _argv(cmd: Any) -> tuple[str, ...]:
+    if isinstance(cmd, str) or not isinstance(cmd, Sequence) or not cmd or not all(isinstance(a, str) for a in cmd):
+        raise ValueError(f"a session app must be a non-empty argv list of strings, got {cmd!r}")
+    return tuple(cmd)
 
 
 def _as_task(value: Any) -> Task:
@@ -152,6 +165,12 @@ class TaskEnv(DesktopEnv):
         fetch: how remote task files are fetched (local URLs or a mirror; never the internet).
         sleep_scale: factor on the ``sleep`` steps task files ask for.
         threshold: the score counted as success.
+        session_apps: apps (argv lists) started in the session at every reset, before the task's
+            setup, like the standing apps of OSWorld's desktop (e.g. ``[["xterm", "-title", "Terminal"]]``:
+            the VM has a terminal one shortcut away, openbox here has none). They run as
+            setup steps, so a failure is a ``SetupError``.
+        home_alias: a path the task files use for the user's home (OSWorld: ``/home/user``);
+            it is rewritten to the sandbox ``$HOME`` in every string of the task.
     """
 
     name = "desktop-task"
@@ -159,7 +178,8 @@ class TaskEnv(DesktopEnv):
     def __init__(self, base: DesktopConfig | None = None, *, controller_factory: ControllerFactory | None = None,
                  setup_timeout_s: float = 120.0, workdir: str | Path | None = None, client_password: str = "password",
                  fetch: FetchPolicy | None = None, sleep_scale: float = 1.0,
-                 threshold: float = DEFAULT_SUCCESS_THRESHOLD) -> None:
+                 threshold: float = DEFAULT_SUCCESS_THRESHOLD, session_apps: Sequence[Sequence[str]] = (),
+                 home_alias: str | None = None) -> None:
         if not setup_timeout_s > 0:
             raise ValueError(f"setup_timeout_s must be positive seconds, got {setup_timeout_s!r}")
         if not 0.0 < threshold <= 1.0:
@@ -170,6 +190,10 @@ class TaskEnv(DesktopEnv):
         self.setup_timeout_s = float(setup_timeout_s)
         self.threshold = threshold
         self.client_password = client_password
+        self.session_apps = tuple(LaunchStep(type="launch", timeout_s=60.0, command=_argv(a)) for a in session_apps)
+        if home_alias is not None and not (home_alias.startswith("/") and len(home_alias) > 1):
+            raise ValueError(f"home_alias must be an absolute path such as '/home/user', got {home_alias!r}")
+        self.home_alias = home_alias.rstrip("/") if home_alias else None
         self._factory = controller_factory or default_controller_factory
         owned = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="pixelpilot-task-")) if owned else Path(workdir).resolve()
@@ -224,9 +248,10 @@ class TaskEnv(DesktopEnv):
         restart = bool(options.get("restart", False)) or self._stray_windows()
         super()._start(seed, {"instruction": task.instruction, "restart": restart})
         self._session = self._fresh_session()
-        self._active = fill_placeholders(task, self._placeholder_values(self._session))
+        aliases = {self.home_alias: str(self._session.home)} if self.home_alias else None
+        self._active = fill_placeholders(task, self._placeholder_values(self._session), aliases)
         self._holder.append(self._factory(self._session))
-        self.last_setup = self._run_setup(self._active.config, self.controller)
+        self.last_setup = self._run_setup(self.session_apps + self._active.config, self.controller)
         return self._active.instruction
 
     def _reward(self, action: Action) -> tuple[float, bool, dict[str, Any]]:

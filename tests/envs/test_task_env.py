@@ -152,3 +152,20 @@ def test_reset_ends_setup_apps_and_strays(env: TaskEnv) -> None:
     env.reset()
     assert not pid_running(term.pid)
     assert len(env.controller.list_windows()) == 1, "only the setup's new terminal is on screen"
+
+
+def test_session_apps_and_home_alias() -> None:
+    require_x_tools("Xvfb", "xterm")
+    task = make_task([{"type": "execute", "parameters": {"command": "mkdir -p /home/user/Desktop/d && echo /home/username",
+                                                         "shell": True, "stdout": "out.txt"}},
+                      {"type": "activate_window", "parameters": {"window_name": "Terminal"}}],
+                     cat_equals("/home/user/Desktop/d/../../marker", "m"), "alias")
+    with TaskEnv(SMALL, session_apps=[["xterm", "-title", "Terminal"]], home_alias="/home/user") as env:
+        env.reset(options={"task": task})
+        assert (env.home / "Desktop" / "d").is_dir(), "/home/user means the sandbox home"
+        assert (env.session.cache_dir / "out.txt").read_text() == "/home/username\n", "only whole path components"
+        assert [w.title for w in env.controller.list_windows()] == ["Terminal"]
+        (env.home / "marker").write_text("m")
+        assert env.step(Done())[1] == 1.0
+    with pytest.raises(ValueError, match="absolute path"):
+        TaskEnv(SMALL, home_alias="user")
