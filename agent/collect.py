@@ -144,12 +144,20 @@ def pending_items(config: CollectConfig) -> tuple[list[WorkItem], int, int]:
     return split_pending(config.out, config.items(), config.resume)
 
 
+def _was_interrupted(episode_dir: Path) -> bool:
+    """True when the finished episode ended ``interrupted`` (the user stopped the run, not the task)."""
+    from trajectories.reader import read_header
+
+    return read_header(episode_dir).outcome == "interrupted"
+
+
 def split_pending(out: str | Path, items: Sequence[ItemT], resume: bool) -> tuple[list[ItemT], int, int]:
     """Split ``items`` (anything with an ``episode_id``) of the run ``out`` into still-to-run ones.
 
     Returns ``(todo, done, moved)``: an item whose episode has a ``DONE`` marker is done; an
-    episode directory without one (cut off) is moved to ``out/interrupted/`` and its item is
-    run again. A run directory that already holds episodes needs ``resume=True``.
+    episode directory without one (cut off), or one that ended ``interrupted`` (Ctrl-C), is
+    moved to ``out/interrupted/`` and its item is run again. A run directory that already
+    holds episodes needs ``resume=True``.
     """
     episodes_dir = Path(out) / "episodes"
     if episodes_dir.is_dir() and any(episodes_dir.iterdir()) and not resume:
@@ -157,7 +165,7 @@ def split_pending(out: str | Path, items: Sequence[ItemT], resume: bool) -> tupl
     todo, done, moved = [], 0, 0
     for item in items:
         path = episodes_dir / item.episode_id
-        if (path / "DONE").is_file():
+        if (path / "DONE").is_file() and not _was_interrupted(path):
             done += 1
             continue
         if path.exists():

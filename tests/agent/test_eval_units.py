@@ -130,3 +130,23 @@ def test_cut_episode_is_finished_with_its_steps_and_reported(tmp_path: Path) -> 
     assert "timeout" in render_markdown(report) and 'href="episodes/miniwob.click-button.s010000/episode.html"' in render_html(report)
     json.dumps(report)
     assert read_records(tmp_path, [other]) == []
+
+
+def test_resume_redoes_cut_off_and_interrupted_episodes_only(tmp_path: Path) -> None:
+    from agent.collect import split_pending
+
+    items = [EvalItem("miniwob", "miniwob", "click-button", s) for s in (10000, 10001, 10002, 10003)]
+    store = TrajectoryStore(tmp_path)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for item, outcome in zip(items, ("failure", "interrupted", None)):
+        writer = store.new_episode(stub_meta(item, env_name="e", policy="p", model="m", run_config={}))
+        writer.add_step(frame, action=Click(1, 1))
+        if outcome is None:
+            writer.flush()  # cut off: no end record
+        else:
+            writer.finish(outcome)
+    with pytest.raises(FileExistsError, match="--resume"):
+        split_pending(tmp_path, items, resume=False)
+    todo, done, moved = split_pending(tmp_path, items, resume=True)
+    assert [i.seed for i in todo] == [10001, 10002, 10003] and (done, moved) == (1, 2)
+    assert len(list((tmp_path / "interrupted").iterdir())) == 2
