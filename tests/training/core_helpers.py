@@ -80,3 +80,22 @@ def padded(samples: list[Sample], max_len: int) -> dict[str, torch.Tensor]:
 def captions(samples: list[Sample], max_len: int) -> dict[str, torch.Tensor]:
     del max_len
     return collate_captions(samples)
+
+
+def make_trainer(recipe_name: str, out: str, sources: dict, steps: int = 3, seed: int = 0,
+                 **overrides: Any):
+    """A ``Trainer`` for a recipe on the tiny model with the given test sources."""
+    from training.mixture import MixtureStream
+    from training.recipes import get_recipe
+    from training.stages import build_train_module
+    from training.trainer import Trainer
+
+    recipe = get_recipe(recipe_name)
+    module = build_train_module(tiny_model(seed), recipe.stage)
+    collate = captions if recipe.stage.objective == "vit" else packed
+    base = dict(max_steps=steps, micro_batch_size=4, max_len=256, progress=False,
+                schedule=recipe.schedule.__class__(kind="constant"))
+    config = recipe.trainer_config(out, **{**base, **overrides})
+    mix = recipe.data.restricted(sources)
+    return Trainer(module, config, MixtureStream(sources, seed=seed), mix, collate,
+                   run_config={"recipe": recipe_name})
