@@ -40,3 +40,39 @@ start_dockerd() {
 }
 
 start_dockerd
+
+# - virtlogd + libvirtd (the VM env, envs/vm): started with --daemon (they fork), then we poll
+#   `virsh -c qemu:///system version`. Debian defines libvirt's "default" NAT network; it must
+#   never run on these machines (no private address ranges), so its autostart is switched off.
+#   pixelpilot domains have no network interface at all (envs/vm/domain.py).
+libvirt_ok() { virsh -c qemu:///system version >/dev/null 2>&1; }
+
+start_libvirtd() {
+  if ! command -v libvirtd >/dev/null 2>&1; then
+    log "libvirtd not installed (run scripts/setup.sh); VM tests will skip"
+    return 0
+  fi
+  if libvirt_ok; then
+    log "libvirtd already running"
+  else
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    pgrep -x virtlogd >/dev/null 2>&1 || $SUDO virtlogd --daemon
+    log "starting libvirtd"
+    $SUDO libvirtd --daemon
+    for _ in $(seq 1 100); do   # up to 20 s, polled
+      libvirt_ok && break
+      sleep 0.2
+    done
+    if ! libvirt_ok; then
+      log "libvirtd did not answer within 20 s; VM tests will skip"
+      return 0
+    fi
+    log "libvirtd ready"
+  fi
+  if virsh -c qemu:///system net-info default 2>/dev/null | grep -q '^Autostart: *yes'; then
+    virsh -c qemu:///system net-autostart default --disable >/dev/null && log "disabled autostart of libvirt's default NAT network"
+  fi
+  return 0
+}
+
+start_libvirtd
