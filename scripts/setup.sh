@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(xvfb xauth x11-utils xdotool openbox xterm chromium fonts-dejavu-core fonts-liberation
               imagemagick pkg-config libvirt-dev docker.io debootstrap
-              mousepad galculator pcmanfm gsettings-desktop-schemas libglib2.0-bin bc)
+              mousepad galculator pcmanfm gsettings-desktop-schemas libglib2.0-bin bc
+              libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
