@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.miniwob_cmd",
     "agent.commands.serve_cmd",
     "agent.commands.train_cmd",
+    "agent.commands.cot_cmd",
 )
 
 
