@@ -131,3 +131,48 @@ def test_check_env_and_close_removes_every_container(docker):
     assert "close_is_idempotent" in rules and "step_budget_truncates" in rules
     leftovers = {c.short_id for c in _ours(docker) if c.id not in before}
     assert leftovers == set()
+
+
+_CHILD = """
+import os, sys, time
+from envs.docker.env import DockerEnv
+env = DockerEnv(size=(320, 240))
+env.reset()
+print(env.container_id, flush=True)
+if sys.argv[1] == "hang":
+    time.sleep(600)  # killed by the test
+# "exit": leave without close(); atexit must remove the containers
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_containers_are_removed_after_exit_without_close_and_after_a_crash(docker, how):
+    import signal
+    import sys
+
+    from envs.desktop.procs import poll_until
+    from envs.docker.container import remove_stale
+
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, "exit" if how == "exit" else "hang"],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        container_id = proc.stdout.readline().strip()
+        assert container_id, "the child did not start a container"
+        if how == "sigkill":
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+    owned = {"label": f"pixelpilot.owner={proc.pid}"}
+    if how == "sigkill":  # nothing ran in the child: its containers (current + spare) are stale now
+        poll_until(lambda: docker.containers.list(all=True, filters=owned) or None, timeout_s=60,
+                   what="the crashed run's containers")
+        removed = remove_stale(docker)
+        assert container_id in removed
+        # A spare the child was creating when it died may appear a moment later: it is stale too.
+        poll_until(lambda: not (remove_stale(docker) or docker.containers.list(all=True, filters=owned)) or None,
+                   timeout_s=60, what="every container of the crashed run to be removed")
+    assert docker.containers.list(all=True, filters=owned) == []
