@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-name", help="model name on the OpenAI-compatible server")
     p.add_argument("--format", help="output format the model speaks (native, uitars, ...)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one env each")
-    p.add_argument("--max-steps", type=int, default=15, help="step budget per episode")
+    p.add_argument("--max-steps", type=int, default=40, help="step budget per episode (OSWorld uses 15–100)")
     p.add_argument("--episodes", type=int, default=1, help="seeds per task")
     p.add_argument("--seed-start", type=int, help="first seed (default: 10000 for MiniWoB, held out; 0 otherwise)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per episode (setup and scoring included)")
