@@ -240,6 +240,14 @@ def _consistency(reply: TeacherReply, action: Action, step: Step, syntax: Action
     return action_to_json(proposed), action_mismatch(proposed, action, tolerance_px=tolerance_px, box=target_box(step))
 
 
+def _drop_reason(mismatch: str | None) -> str:
+    """The report's category for a dropped step."""
+    for prefix, category in (("unparseable action", "unparseable action"), ("teacher reply not", "teacher format")):
+        if (mismatch or "").startswith(prefix):
+            return category
+    return "different action"
+
+
 # ------------------------------------------------------------------------------------------
 # one episode
 
@@ -320,7 +328,7 @@ class _EpisodeJob:
         base.update({"consistent": consistent, "mismatch": mismatch, "teacher_action": proposed,
                      "train": consistent and base["reflection"]["label"] == "correct"})
         record.update({"consistent": consistent, "train": base["train"],
-                       "reason": None if consistent else (mismatch or "").split(":")[0]})
+                       "reason": None if consistent else _drop_reason(mismatch)})
         thought = step.thought
         if reply is not None:
             base["raw"] = reply.raw
