@@ -36,8 +36,13 @@ import torch
 from model.config import PRESETS
 from model.context_cache import ReusableContext
 from model.modeling import build_model
-from model.special_tokens import (IM_END_TOKEN_ID, MEDIA_END_TOKEN_ID, MEDIA_PAD_TOKEN_ID,
-                                  MEDIA_START_TOKEN_ID, TOKEN_IDS)
+from model.special_tokens import (
+    IM_END_TOKEN_ID,
+    MEDIA_END_TOKEN_ID,
+    MEDIA_PAD_TOKEN_ID,
+    MEDIA_START_TOKEN_ID,
+    TOKEN_IDS,
+)
 from model.vision import native_grid_size
 
 TARGET_RATIO = 3.0
@@ -65,7 +70,7 @@ def run_episode(model: torch.nn.Module, args: argparse.Namespace, grid: tuple[in
         ids += screenshot_block(grid, torch.randint(20, 4000, (12,), generator=g).tolist())
         prompt = torch.tensor([ids])
         pixels, grids = screens[:t * patches], torch.tensor([grid] * t)
-        gen = dict(max_new_tokens=args.new_tokens, stop_token_ids=[-1])  # fixed-length actions
+        gen = {"max_new_tokens": args.new_tokens, "stop_token_ids": [-1]}  # fixed-length actions
         now = time.process_time if args.clock == "cpu" else time.perf_counter
         start = now()
         fresh = model.generate(prompt, pixel_values=pixels, image_grid_hws=grids, **gen)

@@ -157,7 +157,7 @@ class ReusableContext:
         image_embeds = None
         media_id = self.model.vl_config.media_placeholder_token_id
         first_new = sum(1 for s, _ in media_spans(ids_T, media_id) if s < start)
-        if image_grid_hws is not None and first_new < len(keys):
+        if pixel_values is not None and image_grid_hws is not None and first_new < len(keys):
             image_embeds = self.vision.embed(
                 pixel_values, image_grid_hws, keys)[_media_before(image_grid_hws, first_new):]
         out = self.model.generate(input_ids[:, start:], image_embeds=image_embeds, cache=cache,

@@ -161,6 +161,8 @@ class SwiGLU(nn.Module):
 class MoE(nn.Module):
     """Shared + routed SwiGLU experts with sigmoid routing and aux-loss-free bias balancing."""
 
+    e_score_correction_bias: torch.Tensor
+
     def __init__(self, cfg: TextConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -170,7 +172,7 @@ class MoE(nn.Module):
         self.register_buffer("e_score_correction_bias", torch.zeros(cfg.num_routed_experts))
         self.experts = nn.ModuleList(SwiGLU(cfg.hidden_size, cfg.moe_intermediate_size)
                                      for _ in range(cfg.num_routed_experts))
-        self.shared_experts = (
+        self.shared_experts: SwiGLU | None = (
             SwiGLU(cfg.hidden_size, cfg.num_shared_experts * cfg.moe_intermediate_size)
             if cfg.num_shared_experts else None)
         self._load: torch.Tensor | None = None  # tokens per expert since the last update

@@ -29,8 +29,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText,
-                          PreTrainedConfig, PreTrainedModel)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
@@ -60,19 +65,23 @@ class PixelPilotVLConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs: Any) -> None:
         # Round-trip through the frozen dataclasses: validates and fills defaults.
-        self.vision_config = dataclasses.asdict(VisionConfig(**(self.vision_config or {})))
+        vision = VisionConfig(**(self.vision_config or {}))
+        text = TextConfig(**(self.text_config or {}))
+        self.vision_config = dataclasses.asdict(vision)
         self.projector_config = dataclasses.asdict(ProjectorConfig(**(self.projector_config or {})))
-        self.text_config = dataclasses.asdict(TextConfig(**(self.text_config or {})))
-        self.vocab_size = self.text_config["vocab_size"]
-        self.hidden_size = self.text_config["hidden_size"]
+        self.text_config = dataclasses.asdict(text)
+        self.vocab_size, self.hidden_size = text.vocab_size, text.hidden_size
         self.to_vl_config()  # validates the token ids against the vocabulary
         super().__post_init__(**kwargs)
 
     def to_vl_config(self) -> VLConfig:
         """The typed config the modules are built from."""
-        return VLConfig(vision=VisionConfig(**self.vision_config),
-                        projector=ProjectorConfig(**self.projector_config),
-                        text=TextConfig(**self.text_config),
+        if self.pad_token_id is None or self.eos_token_id is None:
+            raise ValueError("PixelPilotVLConfig needs pad_token_id and eos_token_id "
+                             "(see model.special_tokens)")
+        return VLConfig(vision=VisionConfig(**(self.vision_config or {})),
+                        projector=ProjectorConfig(**(self.projector_config or {})),
+                        text=TextConfig(**(self.text_config or {})),
                         media_placeholder_token_id=self.media_placeholder_token_id,
                         pad_token_id=self.pad_token_id, eos_token_id=self.eos_token_id)
 
@@ -107,7 +116,7 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
     config_class = PixelPilotVLConfig
     base_model_prefix = "pixelpilot_vl"
     main_input_name = "input_ids"
-    _no_split_modules = ["VisionBlock", "DecoderLayer"]
+    _no_split_modules = ["VisionBlock", "DecoderLayer"]  # noqa: RUF012 (HF convention)
     _supports_sdpa = True
 
     def __init__(self, config: PixelPilotVLConfig) -> None:
@@ -123,14 +132,14 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
         std = self.vl_config.text.initializer_range
         if isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
+            if isinstance(module.bias, torch.Tensor):
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, (nn.LayerNorm, RMSNorm)):
             init.ones_(module.weight)
-            if getattr(module, "bias", None) is not None:
-                init.zeros_(module.bias)
+            if isinstance(getattr(module, "bias", None), torch.Tensor):
+                init.zeros_(module.bias)  # type: ignore[arg-type]
         elif isinstance(module, PositionTable):
             init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, MoE):
@@ -139,8 +148,8 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.language_model.embed_tokens
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.language_model.embed_tokens = value
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.embed_tokens = value  # type: ignore[assignment]
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.language_model.lm_head
@@ -200,7 +209,9 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
             if logits_to_keep:
                 raise ValueError("labels need logits for every position: drop logits_to_keep")
             loss = causal_lm_loss(logits_BTV, labels)
-        return CausalLMOutputWithPast(loss=loss, logits=logits_BTV, cache=cache)
+        # ``cache`` is our KVCache (transformers' Cache classes are not used by this model).
+        return CausalLMOutputWithPast(loss=loss, logits=logits_BTV,
+                                      cache=cache)  # type: ignore[arg-type]
 
     def moe_layers(self) -> list[MoE]:
         """The decoder's MoE FFNs (for ``update_routing_biases`` and load statistics)."""
@@ -304,7 +315,7 @@ def build_model(cfg: VLConfig, *, dtype: torch.dtype | None = None
                 ) -> PixelPilotVLForConditionalGeneration:
     """A freshly initialised model from a typed preset (``model.config.tiny()`` etc.)."""
     model = PixelPilotVLForConditionalGeneration(PixelPilotVLConfig.from_vl_config(cfg))
-    return model.to(dtype) if dtype is not None else model
+    return model.to(dtype) if dtype is not None else model  # type: ignore[arg-type]
 
 
 AutoConfig.register(PixelPilotVLConfig.model_type, PixelPilotVLConfig, exist_ok=True)

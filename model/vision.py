@@ -21,6 +21,7 @@ B batch (padded baseline), S = 3·patch·patch pixel values per patch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -68,7 +69,7 @@ def cu_seqlens_from_grids(grid_hws: torch.Tensor) -> torch.Tensor:
 def packed_attend(cu_seqlens: torch.Tensor) -> Attend:
     """Attention over a pack ``[L, H, D]`` confined to the blocks given by ``cu_seqlens``."""
     bounds = cu_seqlens.tolist()
-    lengths = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    lengths = [b - a for a, b in itertools.pairwise(bounds)]
 
     def attend(q_LHD: torch.Tensor, k_LHD: torch.Tensor, v_LHD: torch.Tensor) -> torch.Tensor:
         if (flash_attn_varlen_func is not None and q_LHD.is_cuda

@@ -8,8 +8,12 @@ import torch
 from model.config import tiny
 from model.context_cache import ReusableContext, VisionEmbeddingCache, image_keys, media_spans
 from model.modeling import PixelPilotVLForConditionalGeneration, build_model
-from model.special_tokens import (IM_END_TOKEN_ID, MEDIA_END_TOKEN_ID, MEDIA_PAD_TOKEN_ID,
-                                  MEDIA_START_TOKEN_ID)
+from model.special_tokens import (
+    IM_END_TOKEN_ID,
+    MEDIA_END_TOKEN_ID,
+    MEDIA_PAD_TOKEN_ID,
+    MEDIA_START_TOKEN_ID,
+)
 
 GRID = (4, 6)
 PATCHES = GRID[0] * GRID[1]
@@ -64,7 +68,7 @@ def test_media_spans() -> None:
 
 def test_reuse_matches_fresh_generation(model: PixelPilotVLForConditionalGeneration) -> None:
     ctx = ReusableContext(model)
-    kwargs = dict(max_new_tokens=4, return_logits=True, stop_token_ids=[IM_END_TOKEN_ID])
+    kwargs = {"max_new_tokens": 4, "return_logits": True, "stop_token_ids": [IM_END_TOKEN_ID]}
     history = _screens(3, 7)
     for step in (1, 2, 3):
         ids = torch.tensor([_context(step)])

@@ -11,10 +11,14 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageText
 
 from model.config import ModelConfigError, TextConfig, VisionConfig, VLConfig, kimi_vl_a3b, tiny
 from model.decoder import MoEDecoder, parameter_counts
-from model.modeling import (PixelPilotVLConfig, PixelPilotVLForConditionalGeneration,
-                            build_model)
-from model.special_tokens import (IM_END_TOKEN_ID, MEDIA_END_TOKEN_ID, MEDIA_PAD_TOKEN_ID,
-                                  MEDIA_START_TOKEN_ID, PAD_TOKEN_ID)
+from model.modeling import PixelPilotVLConfig, PixelPilotVLForConditionalGeneration, build_model
+from model.special_tokens import (
+    IM_END_TOKEN_ID,
+    MEDIA_END_TOKEN_ID,
+    MEDIA_PAD_TOKEN_ID,
+    MEDIA_START_TOKEN_ID,
+    PAD_TOKEN_ID,
+)
 
 
 def _image_block(grid: tuple[int, int]) -> list[int]:
@@ -94,7 +98,7 @@ def test_loss_ignores_minus_100(model: PixelPilotVLForConditionalGeneration) -> 
 def test_generation_with_cache_equals_without(model: PixelPilotVLForConditionalGeneration
                                               ) -> None:
     batch = _batch([[(4, 6)], [(2, 2), (2, 4)]])
-    kwargs = dict(max_new_tokens=6, return_logits=True, stop_token_ids=[IM_END_TOKEN_ID])
+    kwargs = {"max_new_tokens": 6, "return_logits": True, "stop_token_ids": [IM_END_TOKEN_ID]}
     cached = model.generate(**batch, **kwargs)
     plain = model.generate(**batch, use_cache=False, **kwargs)
     assert torch.equal(cached.sequences, plain.sequences)

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.config import VisionConfig
+from model.config import ProjectorConfig, VisionConfig
 from model.projector import Projector, pixel_shuffle
-from model.config import ProjectorConfig
 from model.rope import apply_rope, rope_1d, rope_2d
 from model.vision import MoonViT, PositionTable, cu_seqlens_from_grids, native_grid_size
 
