@@ -156,6 +156,8 @@ class ExpertRationaleTeacher:
         if not (goals or facts or intents):
             return rng.choice([f"To make progress on the task, I {what}.", f"The next useful action is to {what}."])
         reason = " ".join(_sentence(c) for c in goals + facts + intents)
+        if any(i.lower() == f"i {what}".lower() for i in intents):
+            return reason  # the rationale already names the action exactly
         return f"{reason} " + rng.choice([f"So the action is: {what}.", f"That means I {what}.", f"Concretely, I {what}."])
 
     @staticmethod

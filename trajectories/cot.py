@@ -19,7 +19,8 @@ writes a NEW run with the same episodes, steps and frames, where each step carri
 Consistency filter: the teacher's reply ends with the action it would take; ``syntax.parse``
 (the agent-side parser, passed in) turns it into an action, which must equal the recorded one
 (``reflect.action_mismatch``: same kind, points within ``tolerance_px`` or inside the known
-target box, same text/keys). A step that fails keeps its recorded thought, gets
+target box, same text/keys), and the thought must not contradict it (``thought_mismatch``: a
+thought that says it types other text than the action does). A step that fails keeps its recorded thought, gets
 ``consistent=False, train=False`` and no ``long_cot``; its episode is kept (the steps around it
 still need it as context). ``train`` is ``consistent and label == "correct"``: training data
 should use only those steps as targets (redundant and incorrect steps stay as history).
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import time
@@ -45,7 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.actions import Action, action_to_json
+from envs.actions import Action, TypeText, action_to_json
 from envs.errors import PixelPilotError
 from trajectories.reader import Episode, read_episode
 from trajectories.reflect import (Complexity, action_mismatch, describe_action, frame_after, recorded_action,
@@ -230,6 +232,23 @@ def compose_levels(reply: TeacherReply, action_text: str) -> dict[str, str]:
             "l3": f"<think>{l3_thought}</think>\n{action_text}", "l3_thought": l3_thought}
 
 
+_TYPED = re.compile(r"\btyp(?:e|es|ing)\s+(['\"])(.*?)\1")
+
+
+def thought_mismatch(thought: str, action: Action) -> str | None:
+    """Why the thought itself contradicts the action, or None.
+
+    For typing: every text the thought says it types (``type 'abc'``, ``typing "abc"``) must
+    be the typed text (this catches, e.g., a rationale quoting a password the recording redacted).
+    """
+    if isinstance(action, TypeText):
+        said = {m.group(2) for m in _TYPED.finditer(thought)}
+        wrong = sorted(t for t in said if t != action.text)
+        if wrong:
+            return f"the thought types {wrong[0]!r} but the recorded action types {action.text!r}"
+    return None
+
+
 def _consistency(reply: TeacherReply, action: Action, step: Step, syntax: ActionSyntax,
                  screen: tuple[int, int], tolerance_px: float) -> tuple[dict[str, Any] | None, str | None]:
     """(teacher's action as JSON, mismatch reason or None)."""
@@ -237,12 +256,14 @@ def _consistency(reply: TeacherReply, action: Action, step: Step, syntax: Action
         proposed = syntax.parse(reply.action_text, screen, reply.image_size or screen)
     except ValueError as exc:
         return None, f"unparseable action: {exc}"
-    return action_to_json(proposed), action_mismatch(proposed, action, tolerance_px=tolerance_px, box=target_box(step))
+    mismatch = action_mismatch(proposed, action, tolerance_px=tolerance_px, box=target_box(step))
+    return action_to_json(proposed), mismatch or thought_mismatch(reply.thought, action)
 
 
 def _drop_reason(mismatch: str | None) -> str:
     """The report's category for a dropped step."""
-    for prefix, category in (("unparseable action", "unparseable action"), ("teacher reply not", "teacher format")):
+    for prefix, category in (("unparseable action", "unparseable action"), ("teacher reply not", "teacher format"),
+                             ("the thought", "thought contradicts action")):
         if (mismatch or "").startswith(prefix):
             return category
     return "different action"
@@ -480,4 +501,5 @@ def synthesize_run(in_run: Path | str, out_run: Path | str, teacher: Teacher, sy
 __all__ = [
     "ActionSyntax", "CoTConfig", "CoTReport", "LEVELS", "PreviousStep", "REPORT_NAME", "SummaryRequest", "Teacher",
     "TeacherError", "TeacherFormatError", "TeacherReply", "TeacherRequest", "compose_levels", "synthesize_run",
+    "thought_mismatch",
 ]

@@ -12,7 +12,8 @@ from agent.teachers import ExpertRationaleTeacher, NativeSyntax
 from envs.actions import Click, Done, TypeText
 from tests.trajectories.helpers import make_meta
 from tests.trajectories.test_cot_reflect import frame, record
-from trajectories.cot import (REPORT_NAME, CoTConfig, SummaryRequest, TeacherReply, TeacherRequest, synthesize_run)
+from trajectories.cot import (REPORT_NAME, CoTConfig, SummaryRequest, TeacherReply, TeacherRequest, synthesize_run,
+                             thought_mismatch)
 from trajectories.reader import read_episode
 from trajectories.store import TrajectoryStore
 from trajectories.viewer import write_episode_html, write_run_html
@@ -156,3 +157,16 @@ def test_thought_length_follows_complexity(tmp_path: Path) -> None:
     assert levels[0] == "high" and levels[2] == "low"
     assert words[0] > words[2] and words[3] > words[2]
     assert report.complexity["high"]["mean"] > report.complexity["low"]["mean"]
+
+
+def test_a_thought_that_types_other_text_than_the_action_is_dropped(tmp_path: Path) -> None:
+    # as after password redaction: the recorded rationale quotes the secret, the action holds the marker
+    record(tmp_path / "in", "pw", [(0, TypeText("[REDACTED]"), {"thought": "The password field is focused; I type 'AU'."}),
+                                   (1, Done(), {})], final=2)
+    report = synthesize_run(tmp_path / "in", tmp_path / "out", ExpertRationaleTeacher(), NativeSyntax(),
+                            CoTConfig(progress=False))
+    assert report.drop_reasons == {"thought contradicts action": 1} and report.kept == 1
+    cot = read_episode(tmp_path / "out" / "episodes" / "pw").steps[0].extra["cot"]
+    assert "types 'AU' but the recorded action types '[REDACTED]'" in cot["mismatch"] and not cot["train"]
+    assert thought_mismatch("I type 'abc', typing \"abc\".", TypeText("abc")) is None
+    assert thought_mismatch("I type 'abc'.", Click(1, 1)) is None
