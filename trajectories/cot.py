@@ -243,7 +243,8 @@ def thought_mismatch(thought: str, action: Action) -> str | None:
     """
     if isinstance(action, TypeText):
         said = {m.group(2) for m in _TYPED.finditer(thought)}
-        wrong = sorted(t for t in said if t != action.text)
+        spellings = {action.text, repr(action.text)[1:-1], json.dumps(action.text)[1:-1]}  # "\n" written escaped
+        wrong = sorted(t for t in said if t not in spellings)
         if wrong:
             return f"the thought types {wrong[0]!r} but the recorded action types {action.text!r}"
     return None

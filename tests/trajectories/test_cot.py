@@ -169,4 +169,5 @@ def test_a_thought_that_types_other_text_than_the_action_is_dropped(tmp_path: Pa
     cot = read_episode(tmp_path / "out" / "episodes" / "pw").steps[0].extra["cot"]
     assert "types 'AU' but the recorded action types '[REDACTED]'" in cot["mismatch"] and not cot["train"]
     assert thought_mismatch("I type 'abc', typing \"abc\".", TypeText("abc")) is None
+    assert thought_mismatch("I type 'Bob\\n'.", TypeText("Bob\n")) is None  # the rationale's repr of a newline
     assert thought_mismatch("I type 'abc'.", Click(1, 1)) is None
