@@ -76,12 +76,8 @@ def docker_rows(repeats: int) -> list[dict[str, Any]]:
     with DockerEnv(size=SIZE, prestart=True) as env:
         env.reset()
 
-        def spare_ready() -> None:  # the episode is assumed to last at least one container boot
-            spare = env._spare
-            if spare is not None:
-                spare._thread.join()
-
-        rows.append(_row("docker reset (spare)", _timed(env.reset, repeats, before=spare_ready),
+        # The episode is assumed to last at least one container boot.
+        rows.append(_row("docker reset (spare)", _timed(env.reset, repeats, before=env.wait_for_spare),
                          "new container booted during the episode"))
     return rows
 

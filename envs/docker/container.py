@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import select
 import shutil
 import tarfile
 import tempfile
@@ -157,22 +156,8 @@ class GuestContainer:
         return self.container.status == "running"
 
     def connection_alive(self) -> bool:
-        """Cheap check (no round trip): our idle socket has not been closed by the guest.
-
-        Between requests nothing is in flight, so a readable socket means end-of-stream: the
-        controller (or the whole container) is gone.
-        """
-        client = self.client
-        if client is None or client._closed:
-            return False
-        sock = getattr(client._frames.stream, "sock", None)
-        if sock is None:
-            return True
-        try:
-            readable, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        return not readable
+        """Cheap check (no round trip): the guest has not closed our connection."""
+        return self.client is not None and not self.client.peer_closed()
 
     def require_client(self) -> GuestClient:
         if self.client is None:

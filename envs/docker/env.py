@@ -20,10 +20,12 @@ controller. Without a task the env has reward 0 and the instruction from options
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +162,12 @@ class DockerEnv(GUIEnv):
     def controller(self) -> GuestController:
         """A task ``Controller`` that always talks to the current container."""
         return GuestController(lambda: self.client)
+
+    def wait_for_spare(self) -> None:
+        """Block until the prestarted container is booted (benchmarks; an episode normally covers it)."""
+        spare = self._spare
+        if spare is not None:
+            spare._thread.join()
 
     @property
     def container_id(self) -> str:
@@ -311,22 +319,11 @@ class DockerEnv(GUIEnv):
         else:
             self._retired.append(old)
 
-    def _died(self, what: str) -> "_DiedContext":
-        return _DiedContext(self, what)
-
-
-class _DiedContext:
-    """Maps a broken guest connection to ``BackendDiedError``."""
-
-    def __init__(self, env: DockerEnv, what: str) -> None:
-        self.env, self.what = env, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc is not None and isinstance(exc, GuestConnectionError):
-            cid = self.env.container_id[:12]
-            raise BackendDiedError(f"docker env: container {cid} died during {self.what} ({exc}); "
+    @contextlib.contextmanager
+    def _died(self, what: str) -> Iterator[None]:
+        """Map a broken guest connection to ``BackendDiedError``."""
+        try:
+            yield
+        except GuestConnectionError as exc:
+            raise BackendDiedError(f"docker env: container {self.container_id[:12]} died during {what} ({exc}); "
                                    "call reset() to start a new one") from exc
-        return False

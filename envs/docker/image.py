@@ -77,7 +77,7 @@ class ImageConfig:
     @property
     def base_tag(self) -> str:
         """``pixelpilot/desktop-base:<12 hex>`` — changes when suite or package list does."""
-        spec = json.dumps({"suite": self.suite, "variant": "minbase", "packages": self.packages, "v": 1})
+        spec = json.dumps({"suite": self.suite, "variant": "minbase", "packages": self.packages, "v": 2})
         return f"{BASE_REPO}:{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
 
 
@@ -152,7 +152,9 @@ def build_base(config: ImageConfig, client: Any, log: Any = print) -> str:
         if proc.returncode != 0:
             raise EnvSetupError(f"debootstrap failed ({proc.returncode}): {proc.stderr[-1500:] or proc.stdout[-1500:]}")
         log(f"[image] rootfs ready in {time.monotonic() - t0:.0f}s; docker import as {tag}")
-        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):  # not needed at run time
+        # Not needed at run time: package caches, documentation, translations (~80 MiB).
+        for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+                    "usr/share/info", "usr/share/locale"):
             shutil.rmtree(root / sub, ignore_errors=True)
             (root / sub).mkdir(parents=True, exist_ok=True)
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
@@ -160,7 +162,21 @@ def build_base(config: ImageConfig, client: Any, log: Any = print) -> str:
         tar.wait()
         if imp.returncode != 0 or tar.returncode != 0:
             raise EnvSetupError(f"docker import failed: {imp.stderr.strip()[-800:]}")
+    _remove_old_bases(client, keep=tag)
     return tag
+
+
+def _remove_old_bases(client: Any, keep: str) -> None:
+    """Drop base images of earlier package lists (each is ~500 MiB)."""
+    import docker
+
+    for image in client.images.list(name=BASE_REPO):
+        for old in image.tags:
+            if old != keep:
+                try:
+                    client.images.remove(old)
+                except docker.errors.APIError:
+                    pass  # still used by an image or container: keep it
 
 
 def _payload_tar() -> bytes:

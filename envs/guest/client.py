@@ -13,6 +13,7 @@ OSWorld-style task setup and evaluation run inside containers and VMs unchanged.
 from __future__ import annotations
 
 import itertools
+import select
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -139,6 +140,30 @@ class GuestClient:
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> int:
         return self.request(p.WriteFile(path, bytes(data), mode)).bytes_written
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def peer_closed(self) -> bool:
+        """Cheap liveness (no round trip): has the guest closed our idle connection?
+
+        Between requests nothing is in flight, so a readable socket means end-of-stream:
+        the controller (or the whole container / VM) is gone. Streams other than sockets
+        cannot be checked this way and report False.
+        """
+        if self._closed:
+            return True
+        sock = getattr(self._frames.stream, "sock", None)
+        if sock is None or not self._lock.acquire(blocking=False):
+            return False  # a request is in flight (its reply would make the socket readable)
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable)
+        except (OSError, ValueError):
+            return True
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         """Close the stream; idempotent."""

@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Optional, Union, get_type_hints
 
-from envs.actions import Action, action_from_json, action_to_json
+from envs.actions import action_from_json, action_to_json
 from envs.errors import PixelPilotError
 
 PROTOCOL_VERSION = 1
@@ -490,7 +490,7 @@ def decode_response(header: dict[str, Any], body: bytes, result_type: type) -> A
 
 __all__ = [
     "A11yTree", "AccessibilityTree", "ActionResult", "ActivateWindow", "ActiveWindow", "ActiveWindowResult",
-    "Action", "Auth", "AuthOk", "CloseWindow", "CommandOutput", "DirectoryResult", "ERROR_TYPES", "Empty", "ErrorInfo",
+    "Auth", "AuthOk", "CloseWindow", "CommandOutput", "DirectoryResult", "ERROR_TYPES", "Empty", "ErrorInfo",
     "ExecuteAction", "FileData", "FileSize", "FileSizeResult", "Launch", "LaunchResult", "ListDirectory",
     "ListWindows", "PROTOCOL_VERSION", "Ping", "Pong", "ProcessStatus", "ProcessStatusResult", "ProtocolError",
     "REQUESTS_BY_OP", "REQUEST_TYPES", "ReadFile", "Request", "RunCommand", "ScreenSize", "ScreenSizeResult",
