@@ -117,10 +117,10 @@ def time_modes(vit: MoonViT, mix: str, max_patches: int, repeats: int, clock: st
     times: dict[str, list[float]] = {"padded": [], "packed": []}
     with torch.no_grad():
         for _ in range(repeats):
-            for mode in times:
+            for mode, samples in times.items():
                 start = now()
                 _forward(vit, mode, pixels, grids)
-                times[mode].append(now() - start)
+                samples.append(now() - start)
     lengths = (grids[:, 0] * grids[:, 1]).tolist()
     patches = sum(lengths)
     rows: dict[str, Any] = {"images": len(lengths), "patches": patches,

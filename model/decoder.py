@@ -177,6 +177,14 @@ class MoE(nn.Module):
             if cfg.num_shared_experts else None)
         self._load: torch.Tensor | None = None  # tokens per expert since the last update
 
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # Keep the selection bias in float32 through .to(bfloat16)/.half(): updates of size γ
+        # (1e-3) would round away in bf16's 8-bit mantissa.
+        module = super()._apply(fn, recurse)
+        if self.e_score_correction_bias.dtype != torch.float32:
+            self.e_score_correction_bias = self.e_score_correction_bias.float()
+        return module
+
     def route(self, x_ND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Expert ids ``[N, k]`` (selected with the bias) and weights ``[N, k]`` (without it)."""
         scores_NE = torch.sigmoid(self.router(x_ND).float())

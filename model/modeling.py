@@ -118,6 +118,8 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
     main_input_name = "input_ids"
     _no_split_modules = ["VisionBlock", "DecoderLayer"]  # noqa: RUF012 (HF convention)
     _supports_sdpa = True
+    # The MoE selection bias accumulates γ-sized updates: keep it float32 under dtype=bf16.
+    _keep_in_fp32_modules_strict = ["e_score_correction_bias"]  # noqa: RUF012 (HF convention)
 
     def __init__(self, config: PixelPilotVLConfig) -> None:
         super().__init__(config)

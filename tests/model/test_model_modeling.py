@@ -184,3 +184,14 @@ def test_one_optimizer_step_lowers_loss() -> None:
     assert len(loads) == 2 and all(load.sum() > 0 for load in loads)
     after = model(**batch, labels=labels).loss
     assert after < before - 0.05
+
+
+def test_bf16_load_keeps_routing_bias_float32(model: PixelPilotVLForConditionalGeneration,
+                                              tmp_path: Path) -> None:
+    model.save_pretrained(tmp_path)
+    loaded = PixelPilotVLForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    moe = loaded.moe_layers()[0]
+    assert moe.router.weight.dtype == torch.bfloat16
+    assert moe.e_score_correction_bias.dtype == torch.float32
+    out = loaded.generate(**_batch([[(2, 2)]]), max_new_tokens=2)
+    assert out.new_tokens.shape == (1, 2)

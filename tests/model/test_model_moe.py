@@ -135,3 +135,15 @@ def test_left_and_right_padding_equal_unpadded(decoder: MoEDecoder) -> None:
     torch.testing.assert_close(left, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(right, ref, atol=1e-5, rtol=1e-5)
     assert torch.isfinite(F.normalize(left, dim=-1)).all()
+
+
+def test_bias_stays_float32_in_bf16_model() -> None:
+    moe = _moe().to(torch.bfloat16)
+    assert moe.router.weight.dtype == torch.bfloat16
+    assert moe.e_score_correction_bias.dtype == torch.float32
+    moe.train()
+    y = moe(torch.randn(2, 5, CFG.hidden_size, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16
+    before = moe.e_score_correction_bias.clone()
+    moe.update_bias(gamma=1e-4)
+    assert not torch.equal(before, moe.e_score_correction_bias)  # 1e-4 steps are not lost
