@@ -29,16 +29,18 @@ def rope_1d(positions_BT: torch.Tensor, head_dim: int, theta: float
     return angles_BTP.cos(), angles_BTP.sin()
 
 
-def rope_2d(grid_hws: torch.Tensor, head_dim: int, theta: float
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_2d(grid_hws: torch.Tensor, head_dim: int, theta: float,
+            device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin ``[L, P]`` for all patches of all images (raster order per image, images packed).
 
     ``grid_hws`` is ``[N, 2]`` = (grid_h, grid_w) per image; ``head_dim`` must divide by 4.
+    Results live on ``device`` (default: the device of ``grid_hws``).
     """
-    freqs_F = rope_frequencies(head_dim // 4, head_dim, theta, 4, grid_hws.device)
+    device = device if device is not None else grid_hws.device
+    freqs_F = rope_frequencies(head_dim // 4, head_dim, theta, 4, device)
     ys, xs = [], []
     for h, w in grid_hws.tolist():
-        idx = torch.arange(h * w, device=grid_hws.device)
+        idx = torch.arange(h * w, device=device)
         ys.append(idx // w)
         xs.append(idx % w)
     y_L = torch.cat(ys).to(torch.float32)

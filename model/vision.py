@@ -169,7 +169,8 @@ class MoonViT(nn.Module):
 
     def rope(self, grid_hws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """2-D RoPE cos/sin ``[L, P]`` for the pack."""
-        return rope_2d(grid_hws, self.cfg.head_dim, self.cfg.rope_theta)
+        return rope_2d(grid_hws, self.cfg.head_dim, self.cfg.rope_theta,
+                       device=self.patch_embed.weight.device)
 
     def run_blocks(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attend: Attend
                    ) -> torch.Tensor:
