@@ -5,9 +5,11 @@
   needs no process group at all.
 - ``wrap_model``: ``"ddp"`` (``DistributedDataParallel``; ``find_unused_parameters`` because
   text-only micro-batches leave the vision tower out of the graph), ``"fsdp2"``
-  (``torch.distributed.fsdp.fully_shard`` per vision block / decoder layer, then the root).
-  FSDP2 works on CPU with gloo in torch 2.13 (checked in the tests); Muon gathers each sharded
-  gradient matrix for Newton–Schulz (``training.optim.muon``).
+  (``torch.distributed.fsdp.fully_shard`` per decoder layer, then the root).
+  FSDP2 shards and trains on CPU with gloo in torch 2.13, and Muon gathers each sharded
+  gradient matrix for Newton–Schulz (``training.optim.muon``), but the trainer does not use it
+  yet: ranks whose batch has no image skip the vision tower and issue different collectives,
+  and ``save_pretrained`` of DTensor parameters fails. DDP (+ ZeRO-1) is the supported path.
 - ``launch``: re-runs ``python -m training.run ...`` under ``torchrun --standalone`` with K
   processes (what ``pixelpilot train --nproc K`` does).
 
@@ -107,7 +109,10 @@ def wrap_model(module: nn.Module, mode: ParallelMode) -> nn.Module:
         from torch.distributed.fsdp import fully_shard
 
         for sub in module.modules():
-            if type(sub).__name__ in ("VisionBlock", "DecoderLayer"):
+            # Only decoder layers get their own group: every rank runs them every step. A
+            # vision block skipped on a text-only rank would all-gather on one rank only and
+            # hang the other; the vision tower therefore lives in the root group.
+            if type(sub).__name__ == "DecoderLayer":
                 fully_shard(sub)
         fully_shard(module)
         return module

@@ -155,8 +155,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nproc", type=int, default=1, help="processes (torchrun, gloo/NCCL)")
-    p.add_argument("--parallel", choices=("ddp", "fsdp2"), default="ddp",
-                   help="data parallelism with --nproc > 1")
+    p.add_argument("--parallel", choices=("ddp",), default="ddp",
+                   help="data parallelism with --nproc > 1 (FSDP2: see training.distributed)")
     p.add_argument("--zero1", action="store_true", help="shard optimizer state (ZeRO-1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

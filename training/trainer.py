@@ -110,8 +110,12 @@ class TrainerConfig:
         starts = [p for p, _ in self.lengths]
         if starts and (starts[0] != 0 or starts != sorted(starts)):
             raise ValueError("TrainerConfig.lengths must start at progress 0 and increase")
-        if self.zero1 and self.parallel == "fsdp2":
-            raise ValueError("zero1 shards optimizer state for DDP; FSDP2 already shards it")
+        if self.parallel not in ("ddp", "none"):
+            # FSDP2 (training.distributed.wrap_model) shards a module fine on CPU/gloo, but the
+            # loop is not ready for it: ranks that skip the vision tower (text-only batches)
+            # issue different collectives, and save_pretrained needs gathered DTensors.
+            raise ValueError(f"TrainerConfig.parallel must be 'ddp' or 'none', got "
+                             f"{self.parallel!r}; shard optimizer state with zero1=True")
         object.__setattr__(self, "lengths", tuple((float(p), int(n)) for p, n in self.lengths))
 
     def max_len_at(self, progress: float) -> int:

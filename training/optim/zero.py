@@ -85,12 +85,18 @@ class ZeroMuonAdamW:
 
     @torch.no_grad()
     def step(self) -> None:
-        """Update the owned parameters, then broadcast every parameter from its owner."""
+        """Update the owned parameters, then each owner broadcasts its shard (one flat buffer
+        per owner, synchronous: gloo may reorder concurrent asynchronous collectives)."""
         self.optimizer.step()
-        works = [dist.broadcast(p.data, src=owner, group=self.process_group, async_op=True)
-                 for p, owner in self._owners]
-        for work in works:
-            work.wait()
+        for owner in sorted({o for _, o in self._owners}):
+            params = [p for p, o in self._owners if o == owner]
+            flat = torch.cat([p.data.reshape(-1) for p in params])
+            dist.broadcast(flat, src=owner, group=self.process_group)
+            if owner != dist.get_rank():
+                offset = 0
+                for p in params:
+                    p.data.copy_(flat[offset:offset + p.numel()].view_as(p))
+                    offset += p.numel()
 
     def state_dict(self) -> dict[str, Any]:
         """This rank's shard (save one file per rank)."""
