@@ -238,7 +238,8 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
         and ``input_ids`` are only the new tokens (``attention_mask``, if given, spans both).
         ``stop_token_ids`` default to ``<|endoftext|>`` and ``<|im_end|>``.
         """
-        _check_generation_args(attention_mask, temperature, top_p, use_cache, cache)
+        _check_generation_args(attention_mask, max_new_tokens, temperature, top_p, use_cache,
+                               cache)
         if image_embeds is None and pixel_values is not None and image_grid_hws is not None:
             image_embeds = self.embed_images(pixel_values, image_grid_hws)
         stops = torch.tensor(list(stop_token_ids or (self.vl_config.eos_token_id,
@@ -283,8 +284,11 @@ def causal_lm_loss(logits_BTV: torch.Tensor, labels_BT: torch.Tensor) -> torch.T
     return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
 
 
-def _check_generation_args(attention_mask: torch.Tensor | None, temperature: float,
-                           top_p: float, use_cache: bool, past: KVCache | None) -> None:
+def _check_generation_args(attention_mask: torch.Tensor | None, max_new_tokens: int,
+                           temperature: float, top_p: float, use_cache: bool,
+                           past: KVCache | None) -> None:
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
     if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
         raise ValueError("generation needs left padding: the last column of attention_mask "
                          "must be 1 for every row (set the processor's padding_side='left')")
