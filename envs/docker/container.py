@@ -30,6 +30,7 @@ from envs.guest.client import GuestAuthError, GuestClient, GuestConnectionError
 
 LABEL = "pixelpilot.env"
 OWNER_LABEL = "pixelpilot.owner"
+SOCKET_DIR_PREFIX = "pp-guest-"
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class GuestContainer:
     def __init__(self, docker: Any, spec: ContainerSpec) -> None:
         self.spec = spec
         self._docker = docker
-        self._dir = tempfile.mkdtemp(prefix="pp-guest-", dir="/tmp")  # short: unix socket paths max 108 bytes
+        self._dir = tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX, dir="/tmp")  # short: unix socket paths max 108 bytes
         self.socket_path = os.path.join(self._dir, "guest.sock")
         self._token = secrets.token_hex(32)
         self.container: Any = None
@@ -196,4 +197,8 @@ def remove_stale(docker: Any) -> list[str]:
             removed.append(str(c.id))
         except Exception:  # noqa: BLE001 - someone else removed it first
             continue
+        for mount in c.attrs.get("Mounts") or ():  # the crashed run's socket directory on this host
+            source = str(mount.get("Source", ""))
+            if mount.get("Destination") == SOCKET_DIR and os.path.basename(source).startswith(SOCKET_DIR_PREFIX):
+                shutil.rmtree(source, ignore_errors=True)
     return removed

@@ -167,6 +167,7 @@ def test_containers_are_removed_after_exit_without_close_and_after_a_crash(docke
             proc.wait()
         proc.stdout.close()
     owned = {"label": f"pixelpilot.owner={proc.pid}"}
+    socket_dirs = {m["Source"] for m in docker.api.inspect_container(container_id)["Mounts"]} if how == "sigkill" else set()
     if how == "sigkill":  # nothing ran in the child: its containers (current + spare) are stale now
         poll_until(lambda: docker.containers.list(all=True, filters=owned) or None, timeout_s=60,
                    what="the crashed run's containers")
@@ -175,4 +176,5 @@ def test_containers_are_removed_after_exit_without_close_and_after_a_crash(docke
         # A spare the child was creating when it died may appear a moment later: it is stale too.
         poll_until(lambda: not (remove_stale(docker) or docker.containers.list(all=True, filters=owned)) or None,
                    timeout_s=60, what="every container of the crashed run to be removed")
+        assert socket_dirs and not any(os.path.exists(d) for d in socket_dirs)
     assert docker.containers.list(all=True, filters=owned) == []
