@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from agent.loop import LoopConfig, episode_meta, run_episode
+from agent.risk import RiskConfig
 from agent.recording import WriterRecorder
 
 INTERRUPTED_DIRNAME = "interrupted"
@@ -71,6 +72,9 @@ class CollectConfig:
     max_steps: int = 20
     resume: bool = False
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Redact text typed into password fields. Turn off only for synthetic secrets (MiniWoB's
+    #: made-up passwords) that training data must keep.
+    redact_passwords: bool = True
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -193,7 +197,7 @@ def _worker(worker_id: int, config: CollectConfig, items: Any, results: Any) -> 
     store = TrajectoryStore(config.out)
     env = SUITES[config.suite](config)
     policy = _policy(config, env)
-    loop_config = LoopConfig(max_steps=config.max_steps)
+    loop_config = LoopConfig(max_steps=config.max_steps, risk=RiskConfig(redact_passwords=config.redact_passwords))
     try:
         while True:
             try:

@@ -186,12 +186,13 @@ class _Episode:
 
     def record(self, decision: _Decision, action: Action | None, recorded: Action | None, out: _Outcome,
                obs_before: Any, frame: ModelFrame, env_s: float) -> None:
-        raw = decision.raw_text
-        if recorded is not action and isinstance(action, TypeText):
+        raw, thought = decision.raw_text, decision.thought
+        if recorded is not action and isinstance(action, TypeText):  # a redacted secret leaves no trace
             raw = raw.replace(action.text, REDACTED)
+            thought = thought.replace(action.text, REDACTED) if thought else thought
         error = out.step_error or decision.error or out.fatal
         step = Step(
-            index=self.index, thought=decision.thought, raw_text=raw,
+            index=self.index, thought=thought, raw_text=raw,
             action=action_to_json(recorded) if recorded is not None else None, error=error,
             token_ids=decision.reply.token_ids if decision.reply else None,
             logprobs=decision.reply.logprobs if decision.reply else None,
@@ -204,8 +205,10 @@ class _Episode:
         if self.on_step is not None:
             self.on_step(step)
         note = out.step_error if out.step_error else None
-        self.history.append(HistoryStep(_history_text(decision, self.policy.output_format, frame, note),
-                                        obs_before.screenshot, decision.thought, recorded))
+        history_text = _history_text(decision, self.policy.output_format, frame, note)
+        if recorded is not action and isinstance(action, TypeText):
+            history_text = history_text.replace(action.text, REDACTED)
+        self.history.append(HistoryStep(history_text, obs_before.screenshot, thought, recorded))
         self.index += 1
 
     def run(self, instruction: str, obs: Any) -> None:

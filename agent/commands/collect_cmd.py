@@ -19,7 +19,8 @@ def _run(args: argparse.Namespace) -> int:
     policy_kwargs = {k: v for k, v in {"model_name": args.model_name, "output_format": args.format}.items() if v}
     config = CollectConfig(out=args.out, tasks=tasks, suite=args.suite, episodes=args.episodes,
                            seed_start=args.seed_start, workers=args.workers, policy=args.policy,
-                           policy_kwargs=policy_kwargs, max_steps=args.max_steps, resume=args.resume)
+                           policy_kwargs=policy_kwargs, max_steps=args.max_steps, resume=args.resume,
+                           redact_passwords=not args.keep_secrets)
     try:
         summary = collect(config)
     except FileExistsError as exc:
@@ -50,5 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", help="output format of the model")
     p.add_argument("--max-steps", type=int, default=20)
     p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--keep-secrets", action="store_true",
+                   help="keep text typed into password fields (only for synthetic secrets such as MiniWoB's)")
     p.add_argument("--resume", action="store_true", help="continue a run: skip finished episodes, redo cut-off ones")
     p.set_defaults(func=_run)

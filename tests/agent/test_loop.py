@@ -121,11 +121,12 @@ def test_confirmation_hook_refuses_risky_actions(browser, page_url: str) -> None
 
 def test_password_text_is_redacted_from_the_record(browser, page_url: str) -> None:
     steps = []
-    policy = TextPolicy(['click(x=120, y=55)', 'type(text="hunter2")', "done()"])
+    policy = TextPolicy(['click(x=120, y=55)', '<think>The password is hunter2.</think>type(text="hunter2")', "done()"])
     run_episode(browser, policy, options={"url": page_url}, instruction="log in", on_step=steps.append)
     assert browser.evaluate("document.getElementById('pw').value") == "hunter2"
     assert steps[1].action == {"kind": "type", "text": REDACTED}
-    assert "hunter2" not in steps[1].raw_text
+    assert "hunter2" not in steps[1].raw_text and "hunter2" not in steps[1].thought
+    assert "hunter2" not in policy.inputs[-1].history[1].reply_text  # nor in what the model sees next
 
 
 def test_dry_run_records_without_acting(browser, page_url: str) -> None:

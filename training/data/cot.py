@@ -34,6 +34,9 @@ def _native(action: dict[str, object], frame: ModelFrame) -> str:
 
 def long_thought(episode: Episode, step: Step, frame: ModelFrame) -> str:
     """The long reasoning of ``step`` (see the module docstring for where it comes from)."""
+    cot = step.extra.get("cot")
+    if isinstance(cot, dict) and cot.get("consistent") and isinstance(cot.get("l3"), str) and cot["l3"].strip():
+        return cot["l3"].strip()
     for key in ("long_cot", "cot"):
         value = step.extra.get(key)
         if isinstance(value, str) and value.strip():

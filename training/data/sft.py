@@ -133,7 +133,10 @@ def episode_samples(episode: Episode, processor: Processor, config: SFTConfig = 
         frame = image_frame(processor, shot)
         thought = thought_of(episode, step, frame) if config.include_thoughts else None
         reply = step_text(step, frame, thought)
-        if reply is not None and step.error is None:
+        # Steps the CoT filter marked untrainable (inconsistent or incorrect) stay in the history only.
+        cot = step.extra.get("cot")
+        trainable = cot.get("train", True) if isinstance(cot, dict) else True
+        if reply is not None and step.error is None and trainable:
             inp = PolicyInput(episode.meta.instruction, Observation(shot, episode.meta.instruction),
                               tuple(history), step_index=step.index)
             system = get_format("native").system_prompt(frame)
