@@ -47,6 +47,8 @@ RESET_OPTIONS = frozenset({"instruction", "launch", "task"})
 SNAPSHOT = "clean"
 INPUTS = ("controller", "sendkey")
 OBSERVERS = ("controller", "libvirt")
+REVERTS = ("loadvm", "libvirt")
+AUTH_ATTEMPT_S = 8.0  # one connect + auth attempt to the guest controller (TCG guests are slow)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class VMConfig:
         max_steps: step budget per episode.
         input: ``controller`` (XTEST in the guest: every action) or ``sendkey`` (QEMU keys only).
         observe: ``controller`` (the X screen) or ``libvirt`` (the VGA console via virDomainScreenshot).
+        revert: ``loadvm`` (the snapshot is loaded into the running QEMU: ~0.5 s, the channel stays
+            connected) or ``libvirt`` (``revertToSnapshot``: libvirt restarts QEMU, ~4 s, then reconnects).
         launch: argv lists launched in the guest at every reset (after the task's).
         boot_timeout_s: how long a cold boot may take until the controller answers.
         request_timeout_s: socket timeout of one controller request.
@@ -82,6 +86,7 @@ class VMConfig:
     max_steps: int = 50
     input: str = "controller"
     observe: str = "controller"
+    revert: str = "loadvm"
     launch: tuple[tuple[str, ...], ...] = ()
     boot_timeout_s: float = 300.0
     request_timeout_s: float = 120.0
@@ -97,6 +102,8 @@ class VMConfig:
         if self.input not in INPUTS or self.observe not in OBSERVERS:
             raise ValueError(f"input must be one of {INPUTS} and observe one of {OBSERVERS}, got {self.input!r}, "
                              f"{self.observe!r}")
+        if self.revert not in REVERTS:
+            raise ValueError(f"revert must be one of {REVERTS}, got {self.revert!r}")
         if self.domain_type not in ("qemu", "kvm"):
             raise ValueError(f"domain_type must be 'qemu' (TCG) or 'kvm', got {self.domain_type!r}")
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps <= 0:
@@ -144,38 +151,48 @@ class _Machine:
         return {"boot_s": t1 - t0, "snapshot_s": time.perf_counter() - t1}
 
     def _connect(self, timeout_s: float) -> GuestClient:
-        """Connect to the channel socket and authenticate; the guest answers once its controller runs."""
-        path = vmd.channel_path(self.dom)
+        """Connect to the channel socket and authenticate, retrying until ``timeout_s``.
+
+        Bytes wait in QEMU until the guest opens its port, so Auth doubles as the readiness
+        probe. Each attempt gets ``AUTH_ATTEMPT_S``: a guest that was reopening its port just as
+        we connected may have dropped our first bytes, and a fresh connection resynchronises it.
+        """
         deadline = time.monotonic() + timeout_s
-        while True:
+        error: BaseException | None = None
+        while time.monotonic() < deadline:
+            if not vmd.is_running(self.dom):
+                raise BackendDiedError(f"{self.name} stopped before its controller answered; {self.console_tail()}")
             try:
-                stream = connect_unix(path, max(1.0, deadline - time.monotonic()))
-                break
+                stream = connect_unix(vmd.channel_path(self.dom), min(AUTH_ATTEMPT_S, max(0.1, deadline - time.monotonic())))
             except OSError as exc:  # QEMU creates the socket a moment after the domain starts
-                if time.monotonic() > deadline or not vmd.is_running(self.dom):
-                    raise EnvSetupError(f"cannot connect to {path} of {self.name}: {exc}; {self.console_tail()}") from None
+                error = exc
                 time.sleep(0.05)
-        try:
-            # Data waits in QEMU until the guest opens its port, so Auth doubles as the readiness probe.
-            client = GuestClient(stream, self.token)
-        except GuestAuthError:
-            stream.close()
-            raise
-        except (GuestConnectionError, OSError) as exc:
-            stream.close()
-            raise EnvSetupError(f"the guest controller of {self.name} did not answer within {timeout_s:.0f}s ({exc}); "
-                                f"{self.console_tail()}") from None
-        stream.sock.settimeout(self.config.request_timeout_s)
-        return client
+                continue
+            try:
+                client = GuestClient(stream, self.token)
+            except GuestAuthError:
+                stream.close()
+                raise
+            except (GuestConnectionError, OSError) as exc:
+                stream.close()
+                error = exc
+                continue
+            stream.sock.settimeout(self.config.request_timeout_s)
+            return client
+        raise EnvSetupError(f"the guest controller of {self.name} did not answer within {timeout_s:.0f}s ({error}); "
+                            f"{self.console_tail()}")
 
     def revert(self) -> float:
         """Back to the clean snapshot; the controller connection is checked (and reopened if needed)."""
         t0 = time.perf_counter()
-        vmd.revert(self.dom, SNAPSHOT)
+        if self.config.revert == "loadvm":
+            vmd.load_snapshot(self.dom, SNAPSHOT)
+        else:
+            vmd.revert(self.dom, SNAPSHOT)
         try:
             self.require_client().ping()
-        except GuestConnectionError:
-            self.client = self._connect(self.config.request_timeout_s)
+        except GuestConnectionError:  # libvirt's revert restarted QEMU: the channel is a new socket
+            self.client = self._connect(self.config.boot_timeout_s)
         return time.perf_counter() - t0
 
     def require_client(self) -> GuestClient:
@@ -306,12 +323,14 @@ class VMEnv(GUIEnv):
 
     def _execute(self, action: Action) -> dict[str, Any]:
         if self.config.input == "sendkey":
-            return self._send_keys(action)
+            return self.send_keys(action)
         with self._died("input"):
             return self.client.execute(action)
 
-    def _send_keys(self, action: Action) -> dict[str, Any]:
-        """The fallback input path: QEMU sendKey (keys only; the pointer needs the controller)."""
+    def send_keys(self, action: Action) -> dict[str, Any]:
+        """Type ``action`` (TypeText or Hotkey) with QEMU sendKey: the fallback input path, usable at any time."""
+        if self.domain is None:
+            raise EnvNotReadyError("the vm env has no machine; call reset() first")
         if isinstance(action, TypeText):
             chords = text_chords(action.text)
         elif isinstance(action, Hotkey):

@@ -158,6 +158,6 @@ def test_vm_config_validation():
 
     assert VMConfig(size=[640, 480]).size == (640, 480)
     for bad in ({"size": (10, 10)}, {"input": "vnc"}, {"observe": "x"}, {"domain_type": "xen"}, {"max_steps": 0},
-                {"launch": ("xterm",)}, {"boot_timeout_s": 0}):
+                {"launch": ("xterm",)}, {"boot_timeout_s": 0}, {"revert": "reboot"}):
         with pytest.raises(ValueError):
             VMConfig(**bad)
