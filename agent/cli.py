@@ -25,7 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.view_cmd",
     "agent.commands.miniwob_cmd",
     "agent.commands.serve_cmd",
-    "agent.commands.train_cmd",
+    "training.cli",
     "agent.commands.cot_cmd",
 )
 

@@ -25,7 +25,8 @@ from model.modeling import PixelPilotVLForConditionalGeneration, build_model
 from model.processing import Processor
 from training import distributed as D
 from training.mixture import MixtureStream, SourceFactory
-from training.recipes import RECIPES, Recipe, get_recipe
+from training.cli import add_arguments
+from training.recipes import Recipe, get_recipe
 from training.stages import build_train_module
 from training.trainer import Collate, Trainer
 
@@ -133,32 +134,6 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
     return Trainer(module, config, MixtureStream(sources, seed=args.seed),
                    recipe.data.restricted(sources), make_collate(recipe, processor, packing),
                    run_config=run_config, processor=processor)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of ``pixelpilot train`` / ``python -m training.run``."""
-    p.add_argument("--recipe", required=True, choices=sorted(RECIPES),
-                   help="training stage preset (training.recipes)")
-    p.add_argument("--data", default=None, help="sources NAME[:ARG],... from training.data "
-                   "(default: the recipe's argument-free sources)")
-    p.add_argument("--out", required=True, help="run directory: checkpoints, metrics, final/")
-    p.add_argument("--model", default="tiny", help="preset (tiny, small, kimi_vl_a3b) or a "
-                   "saved model directory, e.g. the previous stage's OUT/final")
-    p.add_argument("--resume", action="store_true", help="continue from OUT's latest checkpoint")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (recipe default)")
-    p.add_argument("--batch-size", type=int, default=None, help="samples per micro-batch per rank")
-    p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per step")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--max-len", type=int, default=None, help="row length (scales staged lengths)")
-    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None,
-                   help="pack samples into rows (recipe default)")
-    p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--nproc", type=int, default=1, help="processes (torchrun, gloo/NCCL)")
-    p.add_argument("--parallel", choices=("ddp",), default="ddp",
-                   help="data parallelism with --nproc > 1 (FSDP2: see training.distributed)")
-    p.add_argument("--zero1", action="store_true", help="shard optimizer state (ZeRO-1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def to_argv(args: argparse.Namespace) -> list[str]:
