@@ -10,7 +10,9 @@ Rows (all measured in one run, on one machine, so the ratios compare like with l
                         booted during the episode, so a reset swaps containers (target < 2 s).
 - desktop cold start    a new ``DesktopEnv`` (Xvfb + openbox) until the first observation.
 - desktop reset         ``DesktopEnv.reset()`` on a running session (apps killed, server kept).
-- vm snapshot revert    filled in by the VM env (``envs.vm``); "not measured" until it exists.
+- vm cold boot          a fresh ``VMEnv``'s first reset: overlay, define, TCG boot, controller ready, snapshot.
+- vm snapshot revert    ``VMEnv.reset()``: ``loadvm`` of the clean snapshot into the running QEMU.
+- vm revert (libvirt)   ``VMEnv(revert="libvirt").reset()``: libvirt's revertToSnapshot (restarts QEMU).
 
 With ``--episodes N`` it also runs N episodes of the docker task ``terminal-file`` with its
 scripted solution and reports episodes per hour and per hour per core (the load figure).
@@ -100,12 +102,34 @@ def desktop_rows(repeats: int) -> list[dict[str, Any]]:
 
 
 def vm_rows(repeats: int) -> list[dict[str, Any]]:
-    """The VM env's rows: its helper fills these in; until ``envs.vm`` exists they are "not measured"."""
-    if importlib.util.find_spec("envs.vm") is None:
-        note = "not measured (envs.vm is not present yet)"
-    else:
-        note = "not measured (envs.vm exists; its reset benchmark is not wired in here yet)"
-    return [_row("vm cold boot", None, note), _row("vm snapshot revert", None, note)]
+    """VM rows: a cold boot until the guest controller answers, and the two snapshot reverts.
+
+    ``vm cold boot`` is a fresh ``VMEnv``'s first reset (new overlay, define, boot, controller
+    ready, clean snapshot, first observation); the reverts are later resets of the same env:
+    ``loadvm`` into the running QEMU (the default) and libvirt's ``revertToSnapshot`` (restarts QEMU).
+    """
+    from envs.errors import EnvSetupError
+
+    try:
+        from envs.vm.env import VMEnv
+        from envs.vm.image import VMImage
+
+        VMImage.load()
+    except (ImportError, EnvSetupError) as exc:
+        note = f"not measured ({exc})"
+        return [_row(n, None, note) for n in ("vm cold boot", "vm snapshot revert", "vm revert (libvirt)")]
+    cold: list[float] = []
+    reverts: dict[str, list[float]] = {"loadvm": [], "libvirt": []}
+    for mode in ("loadvm", "libvirt"):
+        with VMEnv(size=SIZE, revert=mode) as env:
+            cold += _timed(env.reset, 1)
+            reverts[mode] = _timed(env.reset, repeats)
+    for _ in range(repeats - 2):  # more cold boots, on fresh envs (each is a new domain)
+        with VMEnv(size=SIZE) as env:
+            cold += _timed(env.reset, 1)
+    return [_row("vm cold boot", cold, "new overlay + boot (TCG) → controller ready → snapshot → first obs"),
+            _row("vm snapshot revert", reverts["loadvm"], "loadvm in the running QEMU → first obs (the default)"),
+            _row("vm revert (libvirt)", reverts["libvirt"], "revertToSnapshot: QEMU restarts, channel reconnects")]
 
 
 def episode_rate(episodes: int) -> dict[str, Any]:
@@ -148,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "docker cold / docker reset (spare)": _ratio(by_name, "docker cold start", "docker reset (spare)"),
         "docker cold / docker reset (fresh)": _ratio(by_name, "docker cold start", "docker reset (fresh)"),
         "vm cold / vm snapshot revert": _ratio(by_name, "vm cold boot", "vm snapshot revert"),
+        "vm cold / vm revert (libvirt)": _ratio(by_name, "vm cold boot", "vm revert (libvirt)"),
         "desktop cold / desktop reset": _ratio(by_name, "desktop cold start", "desktop reset"),
         "docker reset (spare) / desktop reset": _ratio(by_name, "docker reset (spare)", "desktop reset"),
     }

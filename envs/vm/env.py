@@ -24,7 +24,6 @@ import atexit
 import dataclasses
 import os
 import secrets
-import select
 import shutil
 import time
 import weakref
@@ -201,16 +200,8 @@ class _Machine:
         return self.client
 
     def connection_alive(self) -> bool:
-        """No round trip: an idle socket that is readable means the guest side closed it."""
-        client = self.client
-        if client is None or client._closed:
-            return False
-        sock = getattr(client._frames.stream, "sock", None)
-        try:
-            readable, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError, TypeError):
-            return False
-        return not readable
+        """No round trip: has the guest side closed our idle connection?"""
+        return self.client is not None and not self.client.peer_closed()
 
     def console_tail(self, n: int = 800) -> str:
         try:
