@@ -37,7 +37,14 @@ def _docker(size: tuple[int, int] = (1280, 800), max_steps: int = 50, **kw: Any)
     return DockerEnv(DockerConfig(size=size, max_steps=max_steps, **kw))
 
 
-ENV_FACTORIES: dict[str, Callable[..., Env]] = {"desktop": _desktop, "browser": _browser, "docker": _docker}
+def _vm(size: tuple[int, int] = (1280, 800), max_steps: int = 50, **kw: Any) -> Env:
+    from envs.vm.env import VMConfig, VMEnv
+
+    return VMEnv(VMConfig(size=size, max_steps=max_steps, **kw))
+
+
+ENV_FACTORIES: dict[str, Callable[..., Env]] = {"desktop": _desktop, "browser": _browser, "docker": _docker,
+                                                "vm": _vm}
 
 
 def make_env(kind: str, **kwargs: Any) -> Env:
