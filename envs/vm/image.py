@@ -17,7 +17,7 @@ What ``VMEnv`` boots (all under ``VMImageConfig.root``, default ``/var/lib/pixel
 The debootstrap rootfs is cached per package list (``rootfs-<hash>/``, minutes to build); the
 disk and initrd are rebuilt (tens of seconds) when the kernel, the payload (``envs``) or the
 init scripts change. Base disks are never modified after build (each env runs on its own qcow2
-overlay), and old ones are kept while an overlay may still use them (``prune_bases``).
+overlay); a rebuild deletes the old ones unless an overlay under ``run/`` still uses them (``prune_bases``).
 
 Run ``python -m envs.vm.image`` or ``scripts/build_vm_image.sh`` (as root); ``--force`` rebuilds.
 This module knows nothing about libvirt.
@@ -247,14 +247,29 @@ def build_disk(config: VMImageConfig, rootfs: Path, out: Path) -> None:
     os.chmod(out, 0o444)  # the base is read-only; every env writes to its own overlay
 
 
-def prune_bases(root: str, keep: str, min_age_s: float = 3600.0) -> list[str]:
-    """Delete ``base-*.qcow2`` / ``initrd-*.img`` files other than ``keep``'s that are older than ``min_age_s``."""
+def _backing_files(run_dir: Path) -> set[str]:
+    """Base images that the overlays under ``run_dir`` (running or left by crashes) are built on."""
+    used = set()
+    for overlay in run_dir.glob("*/disk.qcow2"):
+        proc = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(overlay)], capture_output=True, text=True,
+                              check=False)
+        if proc.returncode == 0:
+            used.add(str(json.loads(proc.stdout).get("backing-filename", "")))
+    return used
+
+
+def prune_bases(root: str, keep: str) -> list[str]:
+    """Delete ``base-*.qcow2`` / ``initrd-*.img`` other than ``keep``'s unless an overlay in ``root/run`` uses them."""
+    used = _backing_files(Path(root) / "run")
     removed = []
-    now = time.time()
-    for path in Path(root).glob("*"):
-        if path.name.startswith(("base-", "initrd-")) and keep not in path.name and now - path.stat().st_mtime > min_age_s:
-            path.unlink(missing_ok=True)
-            removed.append(str(path))
+    for path in sorted(Path(root).glob("*")):
+        stem = path.name.split("-", 1)[-1].split(".", 1)[0]
+        if not path.name.startswith(("base-", "initrd-")) or stem == keep:
+            continue
+        if str(Path(root) / f"base-{stem}.qcow2") in used:
+            continue  # a live (or crashed, to be cleaned) env still boots from it
+        path.unlink(missing_ok=True)
+        removed.append(str(path))
     return removed
 
 

@@ -78,3 +78,20 @@ def test_initrd_holds_busybox_modules_and_init(tmp_path):
     assert {"init", "bin/busybox", "modules/order"} <= set(listing)
     modules = [n for n in listing if n.startswith("modules/") and n.endswith(".ko")]
     assert len(modules) == len(_module_paths(kernel))
+
+
+def test_prune_keeps_the_current_base_and_bases_an_overlay_still_uses(tmp_path):
+    if not shutil.which("qemu-img"):
+        pytest.skip("qemu-img is missing (apt-get install qemu-utils)")
+    from envs.vm.image import prune_bases
+
+    for h in ("aaaa", "bbbb", "cccc"):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / f"base-{h}.qcow2"), "1M"], check=True)
+        (tmp_path / f"initrd-{h}.img").write_bytes(b"x")
+    run = tmp_path / "run" / "pixelpilot-vm-x"
+    run.mkdir(parents=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(tmp_path / "base-bbbb.qcow2"),
+                    str(run / "disk.qcow2")], check=True)
+    removed = prune_bases(str(tmp_path), keep="cccc")
+    assert sorted(Path(p).name for p in removed) == ["base-aaaa.qcow2", "initrd-aaaa.img"]
+    assert (tmp_path / "base-bbbb.qcow2").exists() and (tmp_path / "base-cccc.qcow2").exists()
