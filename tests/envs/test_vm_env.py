@@ -2,9 +2,9 @@
 
 One VM per test session (a session fixture; cold boot ~20 s here): screenshot, typing into an
 xterm checked through the guest controller, snapshot revert, the sendKey fallback, the
-conformance checker, stale-domain cleanup; the last test kills QEMU mid-episode (that costs a
-second boot). The image is built by the fixture if missing or stale (the first time includes
-debootstrap: minutes). Tests skip only when libvirt-python or a libvirt daemon is missing
+conformance checker, stale-domain cleanup, libvirt's own revert (on a second, short-lived VM);
+the last test kills QEMU mid-episode (that costs another boot). The image is built by the
+fixture if missing or stale (the first time includes debootstrap: minutes). Tests skip only when libvirt-python or a libvirt daemon is missing
 (``scripts/start_daemons.sh`` starts one).
 """
 
@@ -122,6 +122,19 @@ def test_stale_domains_of_dead_owners_are_removed_on_start(vm_env, tmp_path):
     finally:
         other.close()
         conn.close()
+
+
+def test_libvirt_revert_restarts_qemu_and_the_env_reconnects(vm_env):
+    from envs.vm.env import VMEnv
+
+    with VMEnv(size=(640, 480), revert="libvirt") as env:  # a second, short-lived VM
+        env.reset()
+        pid = env.qemu_pid()
+        env.controller.write_file("/root/dirty.txt", b"x")
+        obs, info = env.reset()
+        print(f"\n[vm] libvirt revert reset {info['reset_s']:.2f}s: {env.timings}")
+        assert env.qemu_pid() != pid  # libvirt restarted QEMU from the snapshot
+        assert env.controller.file_size("/root/dirty.txt") is None and obs.size == (640, 480)
 
 
 class KillingPolicy:
