@@ -23,7 +23,6 @@ scripted solution and reports episodes per hour and per hour per core (the load 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform

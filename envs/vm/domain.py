@@ -255,7 +255,8 @@ def decode_image(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except UnidentifiedImageError:
-        raise BackendDiedError(f"the domain's screenshot is not an image (starts {data[:16]!r}); call reset()") from None
+        raise BackendDiedError(f"the domain's screenshot is not an image (starts {data[:16]!r}); "
+                               "call reset()") from None
 
 
 def undefine(dom: Any) -> None:
@@ -279,7 +280,8 @@ def create_overlay(base: str, overlay: str) -> None:
     proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, overlay],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise EnvSetupError(f"qemu-img create of the overlay failed: {proc.stderr.strip()} (apt-get install qemu-utils)")
+        raise EnvSetupError(f"qemu-img create of the overlay failed: {proc.stderr.strip()} "
+                            "(apt-get install qemu-utils)")
 
 
 def remove_files(meta: dict[str, str]) -> None:

@@ -33,9 +33,19 @@ from typing import Any
 from envs.actions import Action, Done, Fail, Hotkey, TypeText
 from envs.base import GUIEnv
 from envs.docker.tasks import DockerTask, get_task
-from envs.errors import BackendDiedError, EnvNotReadyError, EnvSetupError, InvalidActionError
+from envs.errors import (
+    BackendDiedError,
+    EnvNotReadyError,
+    EnvSetupError,
+    InvalidActionError,
+)
 from envs.guest import protocol as p
-from envs.guest.client import GuestAuthError, GuestClient, GuestConnectionError, GuestController
+from envs.guest.client import (
+    GuestAuthError,
+    GuestClient,
+    GuestConnectionError,
+    GuestController,
+)
 from envs.guest.transport import connect_unix
 from envs.observation import Observation
 from envs.vm import domain as vmd
@@ -114,7 +124,8 @@ class VMConfig:
 
 
 def _argv(cmd: Any) -> tuple[str, ...]:
-    if isinstance(cmd, str) or not isinstance(cmd, (list, tuple)) or not cmd or not all(isinstance(a, str) for a in cmd):
+    if isinstance(cmd, str) or not isinstance(cmd, (list, tuple)) or not cmd \
+            or not all(isinstance(a, str) for a in cmd):
         raise ValueError(f"a launch command must be a non-empty list of strings (argv, no shell), got {cmd!r}")
     return tuple(cmd)
 
@@ -162,7 +173,8 @@ class _Machine:
             if not vmd.is_running(self.dom):
                 raise BackendDiedError(f"{self.name} stopped before its controller answered; {self.console_tail()}")
             try:
-                stream = connect_unix(vmd.channel_path(self.dom), min(AUTH_ATTEMPT_S, max(0.1, deadline - time.monotonic())))
+                attempt_s = min(AUTH_ATTEMPT_S, max(0.1, deadline - time.monotonic()))
+                stream = connect_unix(vmd.channel_path(self.dom), attempt_s)
             except OSError as exc:  # QEMU creates the socket a moment after the domain starts
                 error = exc
                 time.sleep(0.05)
@@ -404,7 +416,7 @@ class VMEnv(GUIEnv):
             raise EnvNotReadyError("no task in this episode: reset(options={'task': ...}) first")
         return self._task.solution(self._seed, self.screen_size)
 
-    def _died(self, what: str) -> "_DiedContext":
+    def _died(self, what: str) -> _DiedContext:
         return _DiedContext(self, what)
 
 
@@ -417,7 +429,7 @@ class _DiedContext:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         if exc is not None and isinstance(exc, GuestConnectionError):
             raise BackendDiedError(f"vm env: {self.env.domain_name} died during {self.what} ({exc}); "
                                    "call reset() to boot a new VM") from exc

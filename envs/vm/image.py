@@ -111,7 +111,7 @@ class VMImage:
     build_s: float
 
     @classmethod
-    def load(cls, root: str = DEFAULT_ROOT) -> "VMImage":
+    def load(cls, root: str = DEFAULT_ROOT) -> VMImage:
         """The current image under ``root``; ``EnvSetupError`` says how to build it."""
         path = Path(root) / "manifest.json"
         try:

@@ -65,7 +65,7 @@ def chord(keys: tuple[str, ...]) -> list[int]:
 
 
 def text_chords(text: str) -> list[list[int]]:
-    """One chord per character of ``text`` (``\\n`` → Enter); ``InvalidActionError`` for non-US-keyboard characters."""
+    """One chord per character of ``text`` (``\\n`` → Enter); ``InvalidActionError`` for non-US characters."""
     out = []
     for ch in text:
         try:

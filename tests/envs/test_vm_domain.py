@@ -21,8 +21,8 @@ from envs.errors import InvalidActionError, UnknownKeyError
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (pip install 'pixelpilot[vm]')")
 
-from envs.vm import domain as vmd  # noqa: E402 - after the importorskip
-from envs.vm.keys import KEY_LEFTSHIFT, LINUX_KEYCODES, chord, keycodes, text_chords  # noqa: E402
+from envs.vm import domain as vmd
+from envs.vm.keys import KEY_LEFTSHIFT, LINUX_KEYCODES, chord, keycodes, text_chords
 
 
 @pytest.fixture()

@@ -4,8 +4,8 @@ One VM per test session (a session fixture; cold boot ~20 s here): screenshot, t
 xterm checked through the guest controller, snapshot revert, the sendKey fallback, the
 conformance checker, stale-domain cleanup, libvirt's own revert (on a second, short-lived VM);
 the last test kills QEMU mid-episode (that costs another boot). The image is built by the
-fixture if missing or stale (the first time includes debootstrap: minutes). Tests skip only when libvirt-python or a libvirt daemon is missing
-(``scripts/start_daemons.sh`` starts one).
+fixture if missing or stale (the first time includes debootstrap: minutes). Tests skip only
+when libvirt-python or a libvirt daemon is missing (``scripts/start_daemons.sh`` starts one).
 """
 
 from __future__ import annotations

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from envs.errors import EnvSetupError
-from envs.vm.image import VMImage, VMImageConfig, _is_static_elf, _module_paths, build_initrd, inputs_hash
+from envs.vm.image import (
+    VMImage,
+    VMImageConfig,
+    _is_static_elf,
+    _module_paths,
+    build_initrd,
+    inputs_hash,
+)
 
 
 def _kernel_or_skip() -> str:
@@ -29,7 +36,8 @@ def test_config_validation(tmp_path):
     kernel = _kernel_or_skip()
     cfg = VMImageConfig(root=str(tmp_path), packages=("xterm", "python3", "xterm"), kernel=kernel)
     assert cfg.packages == ("python3", "xterm") and len(cfg.rootfs_hash) == 12
-    assert VMImageConfig(root=str(tmp_path), packages=("python3", "xterm"), kernel=kernel).rootfs_hash == cfg.rootfs_hash
+    same = VMImageConfig(root=str(tmp_path), packages=("python3", "xterm"), kernel=kernel)
+    assert same.rootfs_hash == cfg.rootfs_hash
     for bad in ({"packages": ()}, {"packages": ("a,b",)}, {"disk_mib": 100}, {"kernel": ""}):
         with pytest.raises(ValueError):
             VMImageConfig(**{"root": str(tmp_path), "kernel": kernel, **bad})
