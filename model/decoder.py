@@ -102,6 +102,20 @@ def segment_causal_mask(seg_BS: torch.Tensor, new_tokens: int) -> torch.Tensor:
     return ((same_BTS & causal_TS) | diag_TS).unsqueeze(1)
 
 
+def segment_spans(seg_BS: torch.Tensor) -> list[tuple[int, int, int]]:
+    """``(row, start, end)`` of every run of equal positive segment ids (padding skipped)."""
+    seg = seg_BS.tolist()
+    spans = []
+    for row, ids in enumerate(seg):
+        start = 0
+        for i in range(1, len(ids) + 1):
+            if i == len(ids) or ids[i] != ids[start]:
+                if ids[start] > 0:
+                    spans.append((row, start, i))
+                start = i
+    return spans
+
+
 class RMSNorm(nn.Module):
     """Root-mean-square norm with a learnable scale, computed in float32."""
 
@@ -129,8 +143,10 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
 
     def forward(self, x_BTD: torch.Tensor, cos_BTP: torch.Tensor, sin_BTP: torch.Tensor,
-                mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None
-                ) -> torch.Tensor:
+                mask: torch.Tensor | list[tuple[int, int, int]] | None, is_causal: bool,
+                cache: KVCache | None) -> torch.Tensor:
+        """``mask``: a boolean ``[B, 1, T, S]`` mask, or ``(row, start, end)`` segment spans
+        (uncached packed rows), or None with ``is_causal``."""
         b, t, _ = x_BTD.shape
         q_BHTD = self.q_proj(x_BTD).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
         k_BKTD = self.k_proj(x_BTD).view(b, t, self.num_kv, self.head_dim).transpose(1, 2)
@@ -140,8 +156,15 @@ class Attention(nn.Module):
         k_BKTD = apply_rope(k_BKTD, cos_B1TP, sin_B1TP)
         if cache is not None:
             k_BKTD, v_BKTD = cache.update(self.layer_idx, k_BKTD, v_BKTD)
-        out_BHTD = F.scaled_dot_product_attention(q_BHTD, k_BKTD, v_BKTD, attn_mask=mask,
-                                                  is_causal=is_causal, enable_gqa=True)
+        if isinstance(mask, list):  # packed rows without a cache: one causal block per segment
+            out_BHTD = q_BHTD.new_zeros(q_BHTD.shape)
+            for row, start, end in mask:
+                out_BHTD[row:row + 1, :, start:end] = F.scaled_dot_product_attention(
+                    q_BHTD[row:row + 1, :, start:end], k_BKTD[row:row + 1, :, start:end],
+                    v_BKTD[row:row + 1, :, start:end], is_causal=end - start > 1, enable_gqa=True)
+        else:
+            out_BHTD = F.scaled_dot_product_attention(q_BHTD, k_BKTD, v_BKTD, attn_mask=mask,
+                                                      is_causal=is_causal, enable_gqa=True)
         return self.o_proj(out_BHTD.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -252,7 +275,7 @@ class DecoderLayer(nn.Module):
                                if layer_idx < cfg.first_k_dense else MoE(cfg))
 
     def forward(self, x_BTD: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None
+                mask: torch.Tensor | list[tuple[int, int, int]] | None, is_causal: bool, cache: KVCache | None
                 ) -> torch.Tensor:
         x_BTD = x_BTD + self.self_attn(self.input_layernorm(x_BTD), cos, sin, mask, is_causal,
                                        cache)
@@ -290,7 +313,11 @@ class MoEDecoder(nn.Module):
                              f"got {tuple(seg_BS.shape)}")
         if seg_BS is not None and bool((seg_BS == 1).all()):
             seg_BS = None  # plain causal: let SDPA pick its fastest path
-        if seg_BS is not None:
+        if seg_BS is not None and cache is None:
+            # Training / uncached forward: per-segment causal blocks instead of a dense
+            # [T, T] mask, so a packed row costs the sum of its samples' attention, not T².
+            mask = segment_spans(seg_BS)
+        elif seg_BS is not None:
             mask = segment_causal_mask(seg_BS, t)
         elif past == 0:
             is_causal = t > 1

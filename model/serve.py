@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 import uuid
@@ -496,12 +497,39 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # Handler threads run torch. A daemon thread still inside torch when the interpreter exits
+    # is torn down with pthread_exit, which aborts the process (std::terminate through
+    # noexcept frames). So handlers are joined on close; idle keep-alive connections are shut
+    # down first so that their threads return from recv().
+    daemon_threads = False
+    block_on_close = True
 
     def __init__(self, address: tuple[str, int], engine: ChatEngine) -> None:
         self.engine = engine
         self.started = int(time.time())
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_lock:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Wake every handler blocked on an idle connection (it then ends)."""
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class ChatServer:
@@ -541,7 +569,8 @@ class ChatServer:
             self.httpd.shutdown()
             self._thread.join(timeout=10)
             self._thread = None
-        self.httpd.server_close()
+        self.httpd.close_connections()
+        self.httpd.server_close()  # joins the handler threads (running generations finish first)
 
     def __enter__(self) -> ChatServer:
         return self.start()
