@@ -101,8 +101,14 @@ def _docker_env(config: CollectConfig) -> Any:
     return DockerEnv(DockerConfig(max_steps=config.max_steps, **config.env_kwargs))
 
 
+def _vm_env(config: CollectConfig) -> Any:
+    from envs.vm.env import VMConfig, VMEnv
+
+    return VMEnv(VMConfig(max_steps=config.max_steps, **config.env_kwargs))
+
+
 class SolutionPolicy:
-    """Replays the env's scripted solution of the current episode (``env.solution()``; docker tasks)."""
+    """Replays the env's scripted solution of the current episode (``env.solution()``; docker and VM tasks)."""
 
     name = "expert"
     model = "scripted-solution"
@@ -127,10 +133,10 @@ class SolutionPolicy:
 
 def _policy(config: CollectConfig, env: Any) -> Any:
     if config.policy == "expert":
-        if config.suite == "docker":
+        if config.suite in ("docker", "vm"):
             return SolutionPolicy(env)
         if config.suite != "miniwob":
-            raise ValueError("the scripted expert exists for the miniwob and docker suites only")
+            raise ValueError("the scripted expert exists for the miniwob, docker and vm suites only")
         from agent.policies.expert import MiniWoBExpertPolicy
 
         return MiniWoBExpertPolicy(env)
@@ -139,7 +145,7 @@ def _policy(config: CollectConfig, env: Any) -> Any:
     return make_policy(config.policy, **config.policy_kwargs)
 
 
-SUITES: dict[str, Callable[[CollectConfig], Any]] = {"miniwob": _miniwob_env, "docker": _docker_env}
+SUITES: dict[str, Callable[[CollectConfig], Any]] = {"miniwob": _miniwob_env, "docker": _docker_env, "vm": _vm_env}
 
 
 # -- resume -----------------------------------------------------------------------------

@@ -8,6 +8,10 @@ bash scripts/start_daemons.sh
 if docker info >/dev/null 2>&1; then
   bash scripts/build_docker_image.sh >/dev/null || echo "[test] docker image build failed; docker tests will say why" >&2
 fi
+# The VM tests' base image (debootstrap rootfs cached; a few seconds when inputs are unchanged).
+if virsh -c qemu:///system version >/dev/null 2>&1; then
+  bash scripts/build_vm_image.sh >/dev/null || echo "[test] VM image build failed; VM tests will say why" >&2
+fi
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

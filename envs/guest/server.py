@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,14 +233,20 @@ class GuestServer:
     def serve_device(self, path: str) -> None:
         """Serve a character device (virtio-serial port) until ``shutdown()``; reopen it after each session."""
         log.info("guest controller serving device %s (display %s)", path, self.backend.display)
+        delay = 0.0
         while not self._stop.is_set():
             stream = FdStream.open_device(path)
+            t0 = time.monotonic()
             try:
                 self.serve_connection(stream)
             except FrameError as exc:
                 log.warning("desynchronised stream on %s (%s); reopening", path, exc)
             finally:
                 stream.close()
+            # read() on a virtio-serial port returns 0 at once while no host is connected:
+            # back off instead of spinning on the guest's only vCPU.
+            delay = 0.0 if time.monotonic() - t0 > 1.0 else min(max(delay * 2, 0.01), 0.25)
+            self._stop.wait(delay)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until ``shutdown()`` (or the timeout); True once shut down."""
