@@ -14,7 +14,14 @@ test:
 	bash scripts/test.sh
 
 bench: setup
-	.venv/bin/python benchmarks/step_overhead.py
+	bash scripts/start_daemons.sh
+	mkdir -p runs/bench
+	.venv/bin/python benchmarks/step_overhead.py --out runs/bench/step_overhead.json
+	.venv/bin/python benchmarks/trajectory_io.py
+	.venv/bin/python benchmarks/model_packing.py --out runs/bench/model_packing.json
+	.venv/bin/python benchmarks/agent_context_reuse.py --out runs/bench/agent_context_reuse.json
+	.venv/bin/python benchmarks/train_throughput.py
+	.venv/bin/python benchmarks/env_reset.py --out runs/bench/env_reset.json
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache
