@@ -10,6 +10,12 @@ tokens; the figure is real (non-pad) tokens per second of forward + backward + A
 
 Without ``--run`` a small run is collected first with ``pixelpilot collect`` (MiniWoB experts,
 Chromium) into ``out/bench/train_run``. Prints the ratio and writes JSON (``--out``).
+
+Two data mixes: ``trajectories`` (SFT samples of the run only) and ``sft`` (what the ``sft``
+recipe trains on: those samples plus synthetic grounding and text samples in the recipe's
+proportions 1 : 0.5 : 0.1). Packing pays off in proportion to the spread of sample lengths, so
+both are shown. ``--nproc`` also measures ``pixelpilot train --recipe sft`` with 1 and with 2
+processes (gloo DDP) on the same data, from the trainer's own tokens/s.
 """
 
 from __future__ import annotations
@@ -70,6 +76,55 @@ def train_pass(batches: Iterable[dict[str, torch.Tensor]], config: str, seed: in
             "tokens_per_s": real / max(elapsed, 1e-9), "first_loss": losses[0], "last_loss": losses[-1]}
 
 
+def sft_mix(samples: list[dict], seed: int) -> list[dict]:
+    """``samples`` plus grounding and text samples in the sft recipe's proportions (1 : 0.5 : 0.1)."""
+    from itertools import islice
+
+    from training.data import resolve
+
+    n = len(samples)
+    grounding, text = resolve("synthetic-grounding,text", processor=Processor.default(), seed=seed)
+    mixed = samples + list(islice(iter(grounding), max(1, n // 2))) + list(islice(iter(text), max(1, n // 10)))
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+def compare(samples: list[dict], mix: str, args: argparse.Namespace) -> dict:
+    """Train one pass padded and one pass packed on ``samples``; print and return the figures."""
+    lengths = sorted(len(s["input_ids"]) for s in samples)
+    print(f"[{mix}] {len(samples)} samples: tokens min {lengths[0]}, median {lengths[len(lengths) // 2]}, "
+          f"max {lengths[-1]}")
+    # Packed batches hold about as many real tokens as padded ones: rows of max_len.
+    rows = max(1, round(args.batch_size * sum(lengths) / len(lengths) / args.max_len))
+    modes: dict[str, Iterator[dict[str, torch.Tensor]]] = {
+        "padded": iter_padded_batches(samples, args.batch_size),
+        "packed": iter_packed_batches(samples, args.max_len, rows),
+    }
+    results = {}
+    for name, batches in modes.items():
+        results[name] = r = train_pass(batches, args.config, args.seed)
+        print(f"{name:>7}: {r['tokens_per_s']:8.0f} real tokens/s  fill {r['fill']:.0%}  steps {r['steps']}  "
+              f"loss {r['first_loss']:.3f} -> {r['last_loss']:.3f}")
+    ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]
+    print(f"[{mix}] packing / padding throughput: {ratio:.2f}x (target >= 1.5x)")
+    return {"samples": len(samples), "rows_per_packed_batch": rows, "results": results, "packed_over_padded": ratio,
+            "lengths": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]}}
+
+
+def processes(run: Path, nproc: int, steps: int) -> float:
+    """Median tokens/s of ``pixelpilot train --recipe sft`` with ``nproc`` processes (first step excluded)."""
+    import statistics
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix=f"tt{nproc}_"))
+    subprocess.run([sys.executable, "-m", "agent.cli", "train", "--recipe", "sft", "--data", f"trajectories:{run}",
+                    "--out", str(out), "--steps", str(steps), "--nproc", str(nproc), "--no-progress"],
+                   check=True, stdout=subprocess.DEVNULL)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r][1:]
+    return statistics.median(rates)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, help="trajectory run directory (default: collect one)")
@@ -80,34 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=4, help="samples per padded batch")
     ap.add_argument("--max-len", type=int, default=4096, help="tokens per packed row")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mix", choices=("trajectories", "sft", "both"), default="both")
+    ap.add_argument("--nproc-steps", type=int, default=6, help="steps per 1-vs-2-process run (0 = skip)")
     ap.add_argument("--out", type=Path, default=Path("out/bench/train_throughput.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     run = ensure_run(args.run, args.episodes)
-    samples = list(trajectory_samples(run, Processor.default(), SFTConfig(history_images=args.history_images)))
-    random.Random(args.seed).shuffle(samples)  # batches mix short and long steps, as a sampler would
-    samples = samples[: args.samples]
-    lengths = sorted(len(s["input_ids"]) for s in samples)
-    print(f"{len(samples)} SFT samples from {run}: tokens min {lengths[0]}, median {lengths[len(lengths) // 2]}, "
-          f"max {lengths[-1]}")
-    # Packed batches hold about as many real tokens as padded ones: rows of max_len.
-    rows = max(1, round(args.batch_size * sum(lengths) / len(lengths) / args.max_len))
-    modes: dict[str, Iterator[dict[str, torch.Tensor]]] = {
-        "padded": iter_padded_batches(samples, args.batch_size),
-        "packed": iter_packed_batches(samples, args.max_len, rows),
-    }
-    results = {}
-    for name, batches in modes.items():
-        results[name] = train_pass(batches, args.config, args.seed)
-        r = results[name]
-        print(f"{name:>7}: {r['tokens_per_s']:8.0f} real tokens/s  fill {r['fill']:.0%}  steps {r['steps']}  "
-              f"loss {r['first_loss']:.3f} -> {r['last_loss']:.3f}")
-    ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]
-    print(f"packing / padding throughput: {ratio:.2f}x (target >= 1.5x)")
-    report = {"config": args.config, "samples": len(samples), "history_images": args.history_images,
-              "batch_size": args.batch_size, "max_len": args.max_len, "rows_per_packed_batch": rows,
-              "lengths": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]},
-              "results": results, "packed_over_padded": ratio, "torch_threads": torch.get_num_threads()}
+    base = list(trajectory_samples(run, Processor.default(), SFTConfig(history_images=args.history_images)))
+    random.Random(args.seed).shuffle(base)  # batches mix short and long steps, as a sampler would
+    base = base[: args.samples]
+    mixes = {"trajectories": base, "sft": sft_mix(base, args.seed)}
+    report: dict = {"config": args.config, "history_images": args.history_images, "batch_size": args.batch_size,
+                    "max_len": args.max_len, "torch_threads": torch.get_num_threads(), "mixes": {}}
+    for mix in (("trajectories", "sft") if args.mix == "both" else (args.mix,)):
+        report["mixes"][mix] = compare(mixes[mix], mix, args)
+    if args.nproc_steps:
+        one, two = processes(run, 1, args.nproc_steps), processes(run, 2, args.nproc_steps)
+        report["processes"] = {"1": one, "2": two, "two_over_one": two / one}
+        print(f"pixelpilot train --recipe sft: 1 process {one:.0f} tokens/s, 2 processes {two:.0f} tokens/s "
+              f"= {two / one:.2f}x (2 cores)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
