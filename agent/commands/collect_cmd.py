@@ -22,7 +22,12 @@ def _run(args: argparse.Namespace) -> int:
                            policy_kwargs=policy_kwargs, max_steps=args.max_steps, resume=args.resume,
                            redact_passwords=not args.keep_secrets)
     try:
-        summary = collect(config)
+        if args.ray:
+            from agent.collect_ray import RayConfig, collect_ray
+
+            summary = collect_ray(config, RayConfig(address=args.ray))
+        else:
+            summary = collect(config)
     except FileExistsError as exc:
         print(f"error: {exc}")
         return 2
@@ -45,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=10, help="episodes per task (seeds seed-start..)")
     p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one env each")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the workers as Ray actors: 'local' (a private instance on 127.0.0.1) or the "
+                        "'ray://HOST:PORT' / 'HOST:PORT' of a cluster whose nodes have pixelpilot installed")
     p.add_argument("--policy", default="expert",
                    help="'expert' (privileged scripted experts) or a model URL / directory")
     p.add_argument("--model-name", help="model name for an OpenAI-compatible server")
