@@ -20,6 +20,7 @@ bench: setup
 	.venv/bin/python benchmarks/trajectory_io.py
 	.venv/bin/python benchmarks/model_packing.py --out runs/bench/model_packing.json
 	.venv/bin/python benchmarks/agent_context_reuse.py --out runs/bench/agent_context_reuse.json
+	.venv/bin/python benchmarks/decode_speed.py --out runs/bench/decode_speed.json
 	.venv/bin/python benchmarks/train_throughput.py
 	.venv/bin/python benchmarks/env_reset.py --out runs/bench/env_reset.json
 
