@@ -38,8 +38,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.collect import SUITES, CollectConfig, CollectSummary, WorkItem, _collect_one, _policy, _summarize, \
-    pending_items
+from agent.collect import (
+    SUITES,
+    CollectConfig,
+    CollectSummary,
+    WorkItem,
+    _collect_one,
+    _policy,
+    _summarize,
+    pending_items,
+)
 from envs.errors import PixelPilotError
 
 _ADDRESS_RE = re.compile(r"^(ray://)?[A-Za-z0-9.\-_\[\]:]+:\d{1,5}$")
@@ -222,14 +230,14 @@ class _RaySession:
             return ray  # the caller's instance: reuse it, leave it running
         if local:
             ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the variable was set
-            kwargs: dict[str, Any] = dict(address="local", num_cpus=self.num_cpus, include_dashboard=False,
-                                          _node_ip_address="127.0.0.1",
-                                          object_store_memory=self.ray_config.object_store_mb * 1024 * 1024)
+            kwargs: dict[str, Any] = {"address": "local", "num_cpus": self.num_cpus, "include_dashboard": False,
+                                      "_node_ip_address": "127.0.0.1",
+                                      "object_store_memory": self.ray_config.object_store_mb * 1024 * 1024}
         else:
-            kwargs = dict(address=self.ray_config.address)
+            kwargs = {"address": self.ray_config.address}
         try:
             ray.init(**kwargs, configure_logging=False, log_to_driver=True)
-        except Exception as exc:  # noqa: BLE001 - re-raised typed, with what to check
+        except Exception as exc:  # re-raised typed, with what to check
             raise RayCollectError(f"could not start/join Ray at {self.ray_config.address!r}: {exc}; for a cluster "
                                   "check the address and that its Ray version matches this one") from exc
         self.started = True
