@@ -9,7 +9,9 @@ float32 on the CPU, batch 1, with their own ``generate`` and KV cache:
   same width, depth, heads and MLP ratio. Qwen2's FFN is dense, so its width is solved twice:
   ``activated`` — the same number of LM parameters used per token as our top-k MoE (the fair
   compute match), and ``total`` — the same number of stored LM parameters (the memory match).
-  Both counts are printed for every row.
+  Both counts are printed for every row. The vision counts differ by design: MoonViT carries a
+  64×64 learnable position table (1 M parameters at width 256; a lookup, not compute) that
+  Qwen2-VL's ViT, which has 2-D RoPE only, lacks.
 
 Prompt: one screenshot of ``--screen`` pixels (random pixels) at our processor's sizing rule
 (``native_grid_size`` with ``--max-patches``), fed to both models as the same patch grid, so both
