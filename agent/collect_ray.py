@@ -148,12 +148,7 @@ def ingest_episode(store: Any, episode_id: str, bundle: bytes) -> Path:
 
 def _index_episode(store: Any, path: Path) -> None:
     """Index one episode directory that was moved into the run (not written through ``new_episode``)."""
-    from trajectories.reader import read_header
-
-    header = read_header(path)
-    # TrajectoryStore has no public "index this existing directory" call yet; these two are the
-    # ones its own writer and reindex() use.
-    store._upsert([store._row(header.path, header.meta, header.end, header.steps)])
+    store.index_episode(path)
 
 
 # -- the actor ------------------------------------------------------------------------------

@@ -170,6 +170,11 @@ class TrajectoryStore:
     def _on_finish(self, summary: EpisodeSummary) -> None:
         self._upsert([self._row(summary.path, summary.meta, summary.end, summary.end.steps)])
 
+    def index_episode(self, path: Path | str) -> None:
+        """Index an episode directory that was moved into the run (not written through ``new_episode``)."""
+        header = read_header(path)
+        self._upsert([self._row(header.path, header.meta, header.end, header.steps)])
+
     def reindex(self) -> ReindexReport:
         """Rebuild the index from the episode directories (the JSONL files are the truth)."""
         rows, skipped = [], []
