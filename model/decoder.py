@@ -228,9 +228,12 @@ class MoE(nn.Module):
         order = experts_Nk.flatten().argsort(stable=True)
         token_idx = order // self.top_k
         x_sorted = x_ND.index_select(0, token_idx)
-        # Every expert runs (possibly on 0 rows) so all parameters join the graph (DDP-safe).
-        outs = [expert(chunk) for expert, chunk in
-                zip(self.experts, x_sorted.split(counts_E.tolist()))]
+        # With gradients every expert runs (possibly on 0 rows) so all parameters join the graph
+        # (DDP-safe); without (inference, decode) experts with no tokens are skipped.
+        counts = counts_E.tolist()
+        run_all = torch.is_grad_enabled()
+        outs = [expert(chunk) for expert, chunk, n in zip(self.experts, x_sorted.split(counts), counts)
+                if run_all or n]
         y_sorted = torch.cat(outs) * weights_Nk.flatten()[order].unsqueeze(-1).to(x_ND.dtype)
         y_ND = torch.zeros_like(x_ND).index_add_(0, token_idx, y_sorted)
         if self.shared_experts is not None:
