@@ -20,23 +20,25 @@ controller. Without a task the env has reward 0 and the instruction from options
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import threading
-import time
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from envs.actions import Action, Done, Fail
+from envs.actions import Action
 from envs.base import GUIEnv
-from envs.docker.container import ContainerSpec, GuestContainer, docker_client, remove_stale
+from envs.docker.container import (
+    ContainerSpec,
+    GuestContainer,
+    docker_client,
+    remove_stale,
+)
 from envs.docker.image import IMAGE
 from envs.docker.tasks import DockerTask, get_task
-from envs.errors import BackendDiedError, EnvNotReadyError, EnvSetupError
-from envs.guest import protocol as p
-from envs.guest.client import GuestClient, GuestConnectionError, GuestController
+from envs.errors import EnvNotReadyError, EnvSetupError
+from envs.guest.client import GuestClient
+from envs.guest.env_mixin import GuestEnvMixin, launch_argv
 from envs.observation import Observation
 
 RESET_OPTIONS = frozenset({"instruction", "launch", "task"})
@@ -72,7 +74,7 @@ class DockerConfig:
     def __post_init__(self) -> None:
         self.spec()  # validates size, limits and timeouts
         object.__setattr__(self, "size", tuple(self.size))
-        object.__setattr__(self, "launch", tuple(tuple(_argv(c)) for c in self.launch))
+        object.__setattr__(self, "launch", tuple(tuple(launch_argv(c)) for c in self.launch))
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps <= 0:
             raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
         if not self.window_timeout_s > 0:
@@ -81,12 +83,6 @@ class DockerConfig:
     def spec(self) -> ContainerSpec:
         return ContainerSpec(image=self.image, size=tuple(self.size), window_manager=self.window_manager,
                              cpus=self.cpus, memory=self.memory, start_timeout_s=self.start_timeout_s)
-
-
-def _argv(cmd: Any) -> tuple[str, ...]:
-    if isinstance(cmd, str) or not isinstance(cmd, (list, tuple)) or not cmd or not all(isinstance(a, str) for a in cmd):
-        raise ValueError(f"a launch command must be a non-empty list of strings (argv, no shell), got {cmd!r}")
-    return tuple(cmd)
 
 
 class _Spare:
@@ -126,7 +122,7 @@ def _destroy_all(live: list[Any]) -> None:
         item.discard() if isinstance(item, _Spare) else item.destroy()
 
 
-class DockerEnv(GUIEnv):
+class DockerEnv(GuestEnvMixin, GUIEnv):
     """``with DockerEnv(size=(1024, 768)) as env: obs, _ = env.reset(options={"task": "terminal-file"})``."""
 
     name = "docker"
@@ -157,11 +153,6 @@ class DockerEnv(GUIEnv):
         if self._current is None:
             raise EnvNotReadyError("the docker env has no container; call reset() first")
         return self._current.require_client()
-
-    @property
-    def controller(self) -> GuestController:
-        """A task ``Controller`` that always talks to the current container."""
-        return GuestController(lambda: self.client)
 
     def wait_for_spare(self) -> None:
         """Block until the prestarted container is booted (benchmarks; an episode normally covers it)."""
@@ -208,7 +199,7 @@ class DockerEnv(GUIEnv):
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the docker env accepts {sorted(RESET_OPTIONS)}")
         task = get_task(str(options["task"])) if "task" in options else None
-        launches = tuple(_argv(c) for c in options.get("launch", ()))
+        launches = tuple(launch_argv(c) for c in options.get("launch", ()))
         self._retire_current()
         self._current = self._take_container()
         self._task, self._seed = task, int(seed or 0)
@@ -226,15 +217,6 @@ class DockerEnv(GUIEnv):
         with self._died("screenshot"):
             pixels = self.client.screenshot()
         return Observation(screenshot=pixels, instruction=self._instruction, extra={"container": self.container_id[:12]})
-
-    def _reward(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
-        if self._task is None or not isinstance(action, (Done, Fail)):
-            return 0.0, False, {}
-        if isinstance(action, Fail):
-            return 0.0, True, {"success": False}
-        with self._died("task check"):
-            ok = self._task.check(self.controller, self._seed)
-        return (1.0 if ok else 0.0), True, {"success": ok}
 
     def _alive(self) -> bool:
         return self._current is not None and self._current.connection_alive()
@@ -254,41 +236,6 @@ class DockerEnv(GUIEnv):
             _destroy_all(self._live)
 
     # -- helpers ------------------------------------------------------------------------------
-    def launch(self, argv: Any, *, wait_for_window: bool = True) -> int:
-        """Start ``argv`` in the guest; by default wait until a new window is viewable. Returns its pid."""
-        argv = _argv(argv)
-        client = self.client
-        with self._died(f"launch {argv[0]}"):
-            before = {w.id for w in client.request(p.ListWindows()).windows} if wait_for_window else set()
-            pid = client.request(p.Launch(argv)).pid
-            if wait_for_window:
-                self._wait_for_window(client, pid, argv[0], before)
-        return pid
-
-    def _wait_for_window(self, client: GuestClient, pid: int, name: str, before: set[str]) -> None:
-        deadline = time.monotonic() + self.config.window_timeout_s
-        delay = 0.01
-        while True:
-            for wid in sorted({w.id for w in client.request(p.ListWindows()).windows} - before):
-                # Managed (in _NET_CLIENT_LIST) comes before mapped: wait until X says it is viewable.
-                state = client.run(["xwininfo", "-id", wid], timeout_s=10).stdout
-                if "IsViewable" in state:
-                    return
-            code = client.request(p.ProcessStatus(pid)).returncode
-            if code is not None:
-                raise EnvSetupError(f"{name} exited with code {code} in the guest before showing a window")
-            if time.monotonic() > deadline:
-                raise EnvSetupError(f"no window of {name} within {self.config.window_timeout_s:.0f}s; pass "
-                                    "wait_for_window=False for apps without windows")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    def solution(self) -> tuple[Action, ...]:
-        """The scripted solution of the current episode's task (what a collection expert replays)."""
-        if self._task is None:
-            raise EnvNotReadyError("no task in this episode: reset(options={'task': ...}) first")
-        return self._task.solution(self._seed, self.screen_size)
-
     def _take_container(self) -> GuestContainer:
         spare, self._spare = self._spare, None
         if spare is not None:
@@ -319,11 +266,6 @@ class DockerEnv(GUIEnv):
         else:
             self._retired.append(old)
 
-    @contextlib.contextmanager
-    def _died(self, what: str) -> Iterator[None]:
-        """Map a broken guest connection to ``BackendDiedError``."""
-        try:
-            yield
-        except GuestConnectionError as exc:
-            raise BackendDiedError(f"docker env: container {self.container_id[:12]} died during {what} ({exc}); "
-                                   "call reset() to start a new one") from exc
+    def _died_message(self, what: str, exc: Exception) -> str:
+        return (f"docker env: container {self.container_id[:12]} died during {what} ({exc}); "
+                "call reset() to start a new one")

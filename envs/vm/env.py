@@ -30,7 +30,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from envs.actions import Action, Done, Fail, Hotkey, TypeText
+from envs.actions import Action, Hotkey, TypeText
 from envs.base import GUIEnv
 from envs.docker.tasks import DockerTask, get_task
 from envs.errors import (
@@ -39,13 +39,12 @@ from envs.errors import (
     EnvSetupError,
     InvalidActionError,
 )
-from envs.guest import protocol as p
 from envs.guest.client import (
     GuestAuthError,
     GuestClient,
     GuestConnectionError,
-    GuestController,
 )
+from envs.guest.env_mixin import GuestEnvMixin, launch_argv
 from envs.guest.transport import connect_unix
 from envs.observation import Observation
 from envs.vm import domain as vmd
@@ -107,7 +106,7 @@ class VMConfig:
         if len(size) != 2 or not all(isinstance(v, int) and 64 <= v <= 4096 for v in size):
             raise ValueError(f"size must be (width, height) ints in [64, 4096], got {self.size!r}")
         object.__setattr__(self, "size", size)
-        object.__setattr__(self, "launch", tuple(tuple(_argv(c)) for c in self.launch))
+        object.__setattr__(self, "launch", tuple(tuple(launch_argv(c)) for c in self.launch))
         if self.input not in INPUTS or self.observe not in OBSERVERS:
             raise ValueError(f"input must be one of {INPUTS} and observe one of {OBSERVERS}, got {self.input!r}, "
                              f"{self.observe!r}")
@@ -121,13 +120,6 @@ class VMConfig:
             raise ValueError("boot_timeout_s, request_timeout_s and window_timeout_s must be positive")
         if not 1 <= self.sendkey_hold_ms <= 1000:
             raise ValueError(f"sendkey_hold_ms must be in [1, 1000], got {self.sendkey_hold_ms}")
-
-
-def _argv(cmd: Any) -> tuple[str, ...]:
-    if isinstance(cmd, str) or not isinstance(cmd, (list, tuple)) or not cmd \
-            or not all(isinstance(a, str) for a in cmd):
-        raise ValueError(f"a launch command must be a non-empty list of strings (argv, no shell), got {cmd!r}")
-    return tuple(cmd)
 
 
 class _Machine:
@@ -239,7 +231,7 @@ def _destroy_all(live: list[_Machine]) -> None:
         live.pop().destroy()
 
 
-class VMEnv(GUIEnv):
+class VMEnv(GuestEnvMixin, GUIEnv):
     """``with VMEnv(size=(800, 600)) as env: obs, _ = env.reset(options={"task": "terminal-file"})``."""
 
     name = "vm"
@@ -272,11 +264,6 @@ class VMEnv(GUIEnv):
         return self._machine.require_client()
 
     @property
-    def controller(self) -> GuestController:
-        """A task ``Controller`` that always talks to the current VM."""
-        return GuestController(lambda: self.client)
-
-    @property
     def domain_name(self) -> str:
         return self._machine.name if self._machine is not None else ""
 
@@ -301,7 +288,7 @@ class VMEnv(GUIEnv):
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the vm env accepts {sorted(RESET_OPTIONS)}")
         task = get_task(str(options["task"])) if "task" in options else None
-        launches = tuple(_argv(c) for c in options.get("launch", ()))
+        launches = tuple(launch_argv(c) for c in options.get("launch", ()))
         if self._machine is None:
             self._cold_start()
         else:
@@ -359,15 +346,6 @@ class VMEnv(GUIEnv):
                 pixels = self.client.screenshot()
         return Observation(screenshot=pixels, instruction=self._instruction, extra=extra)
 
-    def _reward(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
-        if self._task is None or not isinstance(action, (Done, Fail)):
-            return 0.0, False, {}
-        if isinstance(action, Fail):
-            return 0.0, True, {"success": False}
-        with self._died("task check"):
-            ok = self._task.check(self.controller, self._seed)
-        return (1.0 if ok else 0.0), True, {"success": ok}
-
     def _alive(self) -> bool:
         m = self._machine
         return m is not None and m.connection_alive() and vmd.is_running(m.dom)
@@ -383,54 +361,5 @@ class VMEnv(GUIEnv):
             self._conn.close()
 
     # -- helpers ------------------------------------------------------------------------------
-    def launch(self, argv: Any, *, wait_for_window: bool = True) -> int:
-        """Start ``argv`` in the guest; by default wait until a new window is viewable. Returns its pid."""
-        argv = _argv(argv)
-        client = self.client
-        with self._died(f"launch {argv[0]}"):
-            before = {w.id for w in client.request(p.ListWindows()).windows} if wait_for_window else set()
-            pid = client.request(p.Launch(argv)).pid
-            if wait_for_window:
-                self._wait_for_window(client, pid, argv[0], before)
-        return pid
-
-    def _wait_for_window(self, client: GuestClient, pid: int, name: str, before: set[str]) -> None:
-        deadline = time.monotonic() + self.config.window_timeout_s
-        delay = 0.02
-        while True:
-            for wid in sorted({w.id for w in client.request(p.ListWindows()).windows} - before):
-                if "IsViewable" in client.run(["xwininfo", "-id", wid], timeout_s=20).stdout:
-                    return
-            code = client.request(p.ProcessStatus(pid)).returncode
-            if code is not None:
-                raise EnvSetupError(f"{name} exited with code {code} in the guest before showing a window")
-            if time.monotonic() > deadline:
-                raise EnvSetupError(f"no window of {name} within {self.config.window_timeout_s:.0f}s; pass "
-                                    "wait_for_window=False for apps without windows")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-    def solution(self) -> tuple[Action, ...]:
-        """The scripted solution of the current episode's task (what a collection expert replays)."""
-        if self._task is None:
-            raise EnvNotReadyError("no task in this episode: reset(options={'task': ...}) first")
-        return self._task.solution(self._seed, self.screen_size)
-
-    def _died(self, what: str) -> _DiedContext:
-        return _DiedContext(self, what)
-
-
-class _DiedContext:
-    """Maps a broken controller connection to ``BackendDiedError``."""
-
-    def __init__(self, env: VMEnv, what: str) -> None:
-        self.env, self.what = env, what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        if exc is not None and isinstance(exc, GuestConnectionError):
-            raise BackendDiedError(f"vm env: {self.env.domain_name} died during {self.what} ({exc}); "
-                                   "call reset() to boot a new VM") from exc
-        return False
+    def _died_message(self, what: str, exc: Exception) -> str:
+        return f"vm env: {self.domain_name} died during {what} ({exc}); call reset() to boot a new VM"
