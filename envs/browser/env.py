@@ -21,6 +21,7 @@ page the env looks at. Scoring is left to subclasses (``envs.miniwob``); here re
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ WHEEL_NOTCH_PX = 100
 DRAG_STEPS = 8
 
 
+_FIRST_FRAME_TIMEOUT_S = 2.0
 _FOCUSED_PASSWORD_JS = (
     "() => { const e = document.activeElement; "
     "return !!(e && e.tagName === 'INPUT' && (e.type || '').toLowerCase() === 'password'); }"
@@ -153,7 +155,21 @@ class BrowserEnv(GUIEnv):
             return capture_playwright(self._page)
         if self._cdp is None:
             self._cdp = self._context.new_cdp_session(self._page)
-        return capture_cdp(self._cdp, cfg.width, cfg.height, cfg.device_scale_factor)
+        from playwright.sync_api import Error as PlaywrightError
+
+        # A page that has not produced its first compositor frame yet (just after a launch or a
+        # new context) answers "Unable to capture screenshot": poll briefly, then let
+        # page.screenshot (which waits for a frame) have the last word.
+        deadline = time.monotonic() + _FIRST_FRAME_TIMEOUT_S
+        while True:
+            try:
+                return capture_cdp(self._cdp, cfg.width, cfg.height, cfg.device_scale_factor)
+            except PlaywrightError as exc:
+                if "Unable to capture screenshot" not in str(exc) or not self._alive():
+                    raise
+                if time.monotonic() > deadline:
+                    return fit_to(capture_playwright(self._page), self.screen_size)
+                time.sleep(0.05)
 
     def _execute(self, action: Action) -> dict[str, Any]:
         self._guard(lambda: self._dispatch(action))

@@ -275,8 +275,9 @@ def files_copy(env: TaskEnv) -> Iterator[Action]:
     yield Hotkey(("ctrl", "l"))
     yield TypeText(f"{env.home / 'Backup'}\n")
     wait_window(env, "pcmanfm", "Backup")
-    yield Hotkey(("ctrl", "v"))
-    wait_for(lambda: path_exists(env, env.home / "Backup" / "report.txt"), "the copied report")
+    # A folder view that is still loading drops the paste: paste again until the copy exists.
+    yield from retry([Hotkey(("ctrl", "v"))], lambda: path_exists(env, env.home / "Backup" / "report.txt"),
+                     "pcmanfm to paste the report")
 
 
 SOLUTIONS: dict[str, Solution] = {
