@@ -12,7 +12,9 @@ fi
 if virsh -c qemu:///system version >/dev/null 2>&1; then
   bash scripts/build_vm_image.sh >/dev/null || echo "[test] VM image build failed; VM tests will say why" >&2
 fi
-.venv/bin/python -m pytest "$@"
+# A test that fails is run once more (reported as "R" in the summary, so flakes stay visible):
+# the integration tests drive real Xvfb, Chromium, Docker and QEMU on 2 shared cores.
+.venv/bin/python -m pytest --reruns 1 --reruns-delay 2 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: treating as a failure" >&2
