@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +33,7 @@ import numpy as np
 from agent.formats import ModelFrame, ParseError, get_format
 from agent.formats.thinking import split_thinking
 from agent.images import ResizeRule, encode_data_url, resize_rgb
+from agent.openai_client import ChatCallError, ChatClient
 from envs.actions import Action, TypeText
 from trajectories.cot import SummaryRequest, TeacherError, TeacherFormatError, TeacherReply, TeacherRequest
 
@@ -290,33 +290,19 @@ class OpenAITeacher:
     """A teacher behind any OpenAI-compatible endpoint; screenshots go as PNG data URLs."""
 
     def __init__(self, config: OpenAITeacherConfig) -> None:
-        import openai  # optional dependency: pixelpilot[agent]
-
         self.config = config
         self.name = f"openai:{config.model}"
-        self._openai = openai
-        key = os.environ.get(config.api_key_env) or "EMPTY"  # vLLM and `pixelpilot serve` accept any key
-        self._client = openai.OpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout_s, max_retries=0)
+        self._client = ChatClient(config.base_url, config.api_key_env, config.timeout_s)
 
     def _chat(self, messages: list[dict[str, Any]]) -> str:
         cfg = self.config
-        retryable = (self._openai.APIConnectionError, self._openai.APITimeoutError, self._openai.RateLimitError,
-                     self._openai.InternalServerError)
-        last: Exception | None = None
-        for attempt in range(cfg.retries + 1):
-            try:
-                r = self._client.chat.completions.create(model=cfg.model, messages=messages,  # type: ignore[arg-type]
-                                                         max_tokens=cfg.max_tokens, temperature=cfg.temperature)
-                message = r.choices[0].message
-                return _answer_text(message.content, getattr(message, "reasoning_content", None))
-            except retryable as exc:
-                last = exc
-                if attempt < cfg.retries:
-                    time.sleep(cfg.backoff_s * (2 ** attempt))
-            except self._openai.APIStatusError as exc:
-                raise TeacherError(f"{cfg.base_url} rejected the request ({exc.status_code}): {exc.message}") from exc
-        raise TeacherError(f"no reply from {cfg.base_url} after {cfg.retries + 1} attempts ({type(last).__name__}: "
-                           f"{last}); check the server is running and --model-name names a model it serves")
+        try:
+            r = self._client.create(retries=cfg.retries, backoff_s=cfg.backoff_s, model=cfg.model, messages=messages,
+                                    max_tokens=cfg.max_tokens, temperature=cfg.temperature)
+        except ChatCallError as exc:
+            raise TeacherError(str(exc)) from exc
+        message = r.choices[0].message
+        return _answer_text(message.content, getattr(message, "reasoning_content", None))
 
     def think(self, request: TeacherRequest) -> TeacherReply:
         screen = request.screen_size or (1, 1)

@@ -9,7 +9,6 @@ exponential backoff; what finally fails raises ``PolicyError``.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from agent.images import ResizeRule, encode_data_url, resize_rgb
 from agent.messages import build_messages
+from agent.openai_client import ChatCallError, ChatClient
 from agent.policy import PolicyError, PolicyInput, PolicyReply
 
 
@@ -53,14 +53,10 @@ class OpenAIPolicy:
     privileged = False
 
     def __init__(self, config: OpenAIPolicyConfig) -> None:
-        import openai  # optional dependency: pixelpilot[agent]
-
         self.config = config
         self.model = config.model
         self.output_format = config.output_format
-        self._openai = openai
-        key = os.environ.get(config.api_key_env) or "EMPTY"  # vLLM and `pixelpilot serve` accept any key
-        self._client = openai.OpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout_s, max_retries=0)
+        self._chat = ChatClient(config.base_url, config.api_key_env, config.timeout_s)
 
     def reset(self, instruction: str) -> None:
         """Nothing is kept between episodes."""
@@ -98,23 +94,11 @@ class OpenAIPolicy:
 
     def _call(self, messages: list[dict[str, Any]]) -> Any:
         cfg = self.config
-        retryable = (self._openai.APIConnectionError, self._openai.APITimeoutError, self._openai.RateLimitError,
-                     self._openai.InternalServerError)
-        last: Exception | None = None
-        for attempt in range(cfg.retries + 1):
-            try:
-                kwargs: dict[str, Any] = {"model": cfg.model, "messages": messages, "max_tokens": cfg.max_tokens,
-                                          "temperature": cfg.temperature}
-                if cfg.logprobs:
-                    kwargs["logprobs"] = True
-                return self._client.chat.completions.create(**kwargs)
-            except retryable as exc:
-                last = exc
-                if attempt < cfg.retries:
-                    time.sleep(cfg.backoff_s * (2 ** attempt))
-            except self._openai.APIStatusError as exc:  # 4xx: retrying will not help
-                raise PolicyError(f"{cfg.base_url} rejected the request ({exc.status_code}): {exc.message}") from exc
-        raise PolicyError(
-            f"no reply from {cfg.base_url} after {cfg.retries + 1} attempts ({type(last).__name__}: {last}); "
-            "check the server is running and --model names a model it serves"
-        )
+        request: dict[str, Any] = {"model": cfg.model, "messages": messages, "max_tokens": cfg.max_tokens,
+                                   "temperature": cfg.temperature}
+        if cfg.logprobs:
+            request["logprobs"] = True
+        try:
+            return self._chat.create(retries=cfg.retries, backoff_s=cfg.backoff_s, **request)
+        except ChatCallError as exc:
+            raise PolicyError(str(exc)) from exc
