@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from agent.loop import LoopConfig, episode_meta, run_episode
+from agent.loop import LoopConfig, run_episode
 from agent.risk import RiskConfig
-from agent.recording import WriterRecorder
+from agent.recording import StoreRecorders
 
 INTERRUPTED_DIRNAME = "interrupted"
 
@@ -221,11 +221,8 @@ def _worker(worker_id: int, config: CollectConfig, items: Any, results: Any) -> 
 def _collect_one(item: WorkItem, env: Any, policy: Any, store: Any, loop_config: LoopConfig, worker_id: int) -> dict[str, Any]:
     t0 = time.perf_counter()
 
-    def recorder(instruction: str) -> WriterRecorder:
-        meta = episode_meta(env, policy, task_id=item.task, instruction=instruction, suite=item.suite,
-                            seed=item.seed, episode_id=item.episode_id, run_config={"worker": worker_id})
-        return WriterRecorder(store.new_episode(meta))
-
+    recorder = StoreRecorders(store, env, policy, task_id=item.task, suite=item.suite, seed=item.seed,
+                              episode_id=item.episode_id, run_config={"worker": worker_id})
     try:
         result = run_episode(env, policy, recorder=recorder, config=loop_config, seed=item.seed,
                              options={"task": item.task})

@@ -30,3 +30,22 @@ class WriterRecorder:
 
     def finish(self, end: EpisodeEnd, final_frame: np.ndarray | None) -> None:
         self.writer.finish(end.outcome, end.reward, error=end.error, final_screenshot=final_frame, info=end.info)
+
+
+class StoreRecorders:
+    """A recorder factory for ``run_episode``: each call starts a new episode in ``store``.
+
+    ``meta`` holds the ``episode_meta`` fields besides the instruction (task_id, suite, seed,
+    episode_id, run_config); ``made`` lists the recorders in creation order.
+    """
+
+    def __init__(self, store: Any, env: Any, policy: Any, **meta: Any) -> None:
+        self.store, self.env, self.policy, self.meta = store, env, policy, meta
+        self.made: list[WriterRecorder] = []
+
+    def __call__(self, instruction: str) -> WriterRecorder:
+        from agent.loop import episode_meta
+
+        meta = episode_meta(self.env, self.policy, instruction=instruction, **self.meta)
+        self.made.append(WriterRecorder(self.store.new_episode(meta)))
+        return self.made[-1]

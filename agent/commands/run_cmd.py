@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from agent.factory import ENV_FACTORIES, make_env, make_policy
-from agent.loop import LoopConfig, episode_meta, run_episode
-from agent.recording import WriterRecorder
+from agent.loop import LoopConfig, run_episode
+from agent.recording import StoreRecorders
 from agent.risk import RISK_CATEGORIES, RiskConfig, ask_on_terminal
 from trajectories.schema import Step
 
@@ -53,14 +53,10 @@ def _run(args: argparse.Namespace) -> int:
     loop_cfg = LoopConfig(max_steps=args.max_steps, dry_run=args.dry_run,
                           risk=RiskConfig(confirm=frozenset(args.confirm or ()), redact_passwords=not args.keep_secrets))
     steps: list[Step] = []
-    recorders: list[WriterRecorder] = []
     with make_env(args.env, **env_kwargs) as env, Live(_live_table(steps, args.prompt, "starting"), console=console,
                                                        refresh_per_second=4) as live:
-        def recorder(instruction: str) -> WriterRecorder:
-            meta = episode_meta(env, policy, task_id="adhoc", instruction=instruction, suite="run",
-                                run_config={"argv": vars(args) | {"func": None}})
-            recorders.append(WriterRecorder(store.new_episode(meta)))
-            return recorders[-1]
+        recorder = StoreRecorders(store, env, policy, task_id="adhoc", suite="run",
+                                  run_config={"argv": vars(args) | {"func": None}})
 
         def on_step(step: Step) -> None:
             steps.append(step)
@@ -69,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
         result = run_episode(env, policy, recorder=recorder, config=loop_cfg, options=options,
                              instruction=args.prompt, confirm=ask_on_terminal, on_step=on_step)
         live.update(_live_table(steps, args.prompt, f"{result.outcome} after {result.steps} steps"))
-    path = recorders[0].path if recorders else out
+    path = recorder.made[0].path if recorder.made else out
     console.print(f"[bold]{result.outcome}[/bold] reward={result.reward} steps={result.steps}"
                   + (f" error={result.error}" if result.error else ""))
     console.print(f"trajectory: {path}\nview it: pixelpilot view {path}")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.loop import LoopConfig, episode_meta, run_episode
+from agent.loop import LoopConfig, run_episode
 from agent.policies.replay import ReplayPolicy
 from agent.policy import PolicyError, PolicyInput, PolicyReply
-from agent.recording import WriterRecorder
+from agent.recording import StoreRecorders
 from agent.risk import REDACTED, RiskConfig, classify_risk
 from envs.actions import Click, Done, Hotkey, TypeText, Wait
 from envs.observation import Observation
@@ -43,13 +43,8 @@ class TextPolicy:
 
 
 def _record(store: TrajectoryStore, env, policy):  # type: ignore[no-untyped-def]
-    made: list[WriterRecorder] = []
-
-    def factory(instruction: str) -> WriterRecorder:
-        made.append(WriterRecorder(store.new_episode(episode_meta(env, policy, task_id="t", instruction=instruction))))
-        return made[-1]
-
-    return factory, made
+    factory = StoreRecorders(store, env, policy, task_id="t")
+    return factory, factory.made
 
 
 def test_replay_clicks_the_button_and_records_every_step(browser, page_url: str, tmp_path: Path) -> None:

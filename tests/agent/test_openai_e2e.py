@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from agent.images import ResizeRule
-from agent.loop import episode_meta, run_episode
+from agent.loop import run_episode
 from agent.policies.openai_policy import OpenAIPolicy, OpenAIPolicyConfig
 from agent.policy import PolicyError, PolicyInput
-from agent.recording import WriterRecorder
+from agent.recording import StoreRecorders
 from trajectories.reader import read_episode
 from trajectories.store import TrajectoryStore
 from trajectories.viewer import render_episode
@@ -30,12 +30,8 @@ def test_openai_policy_drives_a_real_browser_task_to_success(browser, page_url: 
         policy = OpenAIPolicy(OpenAIPolicyConfig(
             base_url=server.base_url, model="ui-tars-scripted", output_format="uitars",
             resize=ResizeRule("smart", min_pixels=56 * 56, max_pixels=28 * 28 * 1280)))
-        made: list[WriterRecorder] = []
-
-        def recorder(instruction: str) -> WriterRecorder:
-            made.append(WriterRecorder(store.new_episode(episode_meta(browser, policy, task_id="green", instruction=instruction))))
-            return made[-1]
-
+        recorder = StoreRecorders(store, browser, policy, task_id="green")
+        made = recorder.made
         result = run_episode(browser, policy, recorder=recorder, options={"url": page_url},
                              instruction="Click the green button")
         requests = server.requests

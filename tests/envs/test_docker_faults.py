@@ -46,8 +46,8 @@ class KillingPolicy:
 
 def test_killed_container_mid_episode_is_an_error_episode_and_collection_continues(tmp_path: Path) -> None:
     docker = docker_or_skip()
-    from agent.loop import LoopConfig, episode_meta, run_episode
-    from agent.recording import WriterRecorder
+    from agent.loop import LoopConfig, run_episode
+    from agent.recording import StoreRecorders
     from envs.docker.env import DockerEnv
     from trajectories.reader import read_episode
     from trajectories.store import TrajectoryStore
@@ -59,15 +59,11 @@ def test_killed_container_mid_episode_is_an_error_episode_and_collection_continu
     t0 = time.perf_counter()
     try:
         for seed in range(4):
-            def recorder(instruction: str, seed: int = seed) -> WriterRecorder:
-                meta = episode_meta(env, policy, task_id="terminal-file", instruction=instruction, suite="docker",
-                                    seed=seed, episode_id=f"docker.terminal-file.s{seed:06d}")
-                rec = WriterRecorder(store.new_episode(meta))
-                paths.append(rec.path)
-                return rec
-
+            recorder = StoreRecorders(store, env, policy, task_id="terminal-file", suite="docker", seed=seed,
+                                      episode_id=f"docker.terminal-file.s{seed:06d}")
             result = run_episode(env, policy, recorder=recorder, config=LoopConfig(max_steps=10), seed=seed,
                                  options={"task": "terminal-file"})
+            paths.append(recorder.made[0].path)
             outcomes.append(result.outcome)
             containers.append(env.container_id)
             if result.outcome == "error":

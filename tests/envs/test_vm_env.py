@@ -164,8 +164,8 @@ class KillingPolicy:
 
 
 def test_killed_qemu_mid_episode_is_an_error_episode_and_the_next_reset_recreates(vm_env, tmp_path):
-    from agent.loop import LoopConfig, episode_meta, run_episode
-    from agent.recording import WriterRecorder
+    from agent.loop import LoopConfig, run_episode
+    from agent.recording import StoreRecorders
     from trajectories.reader import read_episode
     from trajectories.store import TrajectoryStore
 
@@ -175,15 +175,11 @@ def test_killed_qemu_mid_episode_is_an_error_episode_and_the_next_reset_recreate
     t0 = time.perf_counter()
     try:
         for seed in range(2):
-            def recorder(instruction: str, seed: int = seed) -> WriterRecorder:
-                meta = episode_meta(vm_env, policy, task_id="terminal-file", instruction=instruction, suite="vm",
-                                    seed=seed, episode_id=f"vm.terminal-file.s{seed:06d}")
-                rec = WriterRecorder(store.new_episode(meta))
-                paths.append(rec.path)
-                return rec
-
+            recorder = StoreRecorders(store, vm_env, policy, task_id="terminal-file", suite="vm", seed=seed,
+                                      episode_id=f"vm.terminal-file.s{seed:06d}")
             result = run_episode(vm_env, policy, recorder=recorder, config=LoopConfig(max_steps=8), seed=seed,
                                  options={"task": "terminal-file"})
+            paths.append(recorder.made[0].path)
             outcomes.append(result.outcome)
             domains.append(vm_env.domain_name)
             if result.outcome == "error":

@@ -10,9 +10,9 @@ import pytest
 
 from agent.cli import main
 from agent.collect import CollectConfig, collect
-from agent.loop import LoopConfig, episode_meta, run_episode
+from agent.loop import LoopConfig, run_episode
 from agent.policies.replay import ReplayPolicy
-from agent.recording import WriterRecorder
+from agent.recording import StoreRecorders
 from envs.actions import Click, action_from_json
 from trajectories.cot import REPORT_NAME
 from trajectories.reader import read_episode
@@ -31,11 +31,8 @@ def _replay_episode(run: Path) -> str:
     good = action_from_json(expert.steps[0].action)
     policy = ReplayPolicy([NOOP, NOOP, good], model="replay-noop")
     with TrajectoryStore(run) as store, MiniWoBEnv(MiniWoBConfig(task="click-button", max_steps=5)) as env:
-        def recorder(instruction: str) -> WriterRecorder:
-            meta = episode_meta(env, policy, task_id="click-button", instruction=instruction, suite="miniwob",
-                                seed=0, episode_id="replay.click-button.s000000")
-            return WriterRecorder(store.new_episode(meta))
-
+        recorder = StoreRecorders(store, env, policy, task_id="click-button", suite="miniwob", seed=0,
+                                  episode_id="replay.click-button.s000000")
         result = run_episode(env, policy, recorder=recorder, config=LoopConfig(max_steps=5), seed=0,
                              options={"task": "click-button"})
     assert result.outcome == "success" and result.steps == 3
