@@ -67,11 +67,53 @@ def local_model_kind(path: str) -> str:
     return "pixelpilot" if model_type == "pixelpilot_vl" else "hf"
 
 
+#: File of a model directory that says how the agent must run that model (see ``agent_settings``).
+AGENT_SETTINGS_FILE = "agent.json"
+_SETTINGS_KEYS = {"output_format": str, "history_images": int, "max_tokens": int}
+
+
+def agent_settings(model_dir: str) -> dict[str, Any]:
+    """The run settings a model directory was trained for (``agent.json``), {} when it has none.
+
+    Written by training pipelines next to the weights, e.g. ``{"output_format": "native-compact",
+    "history_images": 0, "max_tokens": 48}``: the prompt layout and budget the model learned.
+    Keys: ``output_format``, ``history_images``, ``max_tokens``.
+    """
+    path = os.path.join(model_dir, AGENT_SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, e.g. {{\"output_format\": \"native\"}}")
+    for key, value in data.items():
+        kind = _SETTINGS_KEYS.get(key)
+        if kind is None:
+            raise ValueError(f"{path}: unknown key {key!r}; known keys: {', '.join(_SETTINGS_KEYS)}")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ValueError(f"{path}: {key} must be {'a string' if kind is str else 'an integer'}, got {value!r}")
+    return data
+
+
 def make_policy(model: str, *, model_name: str | None = None, output_format: str | None = None,
-                resize: str | None = None, history_images: int = 3, max_tokens: int = 512,
+                resize: str | None = None, history_images: int | None = None, max_tokens: int | None = None,
                 temperature: float = 0.0) -> Policy:
-    """A policy for ``model``: an http(s) URL (OpenAI-compatible server) or a local directory."""
+    """A policy for ``model``: an http(s) URL (OpenAI-compatible server) or a local directory.
+
+    Settings left as None come from the model directory's ``agent.json`` (``agent_settings``),
+    else the defaults: 3 history screenshots, 512 tokens.
+    """
     rule = ResizeRule.parse(resize) if resize else None
+    if not model.startswith(("http://", "https://")) and os.path.isdir(model):
+        saved = agent_settings(model)
+        output_format = output_format or saved.get("output_format")
+        history_images = saved.get("history_images") if history_images is None else history_images
+        max_tokens = saved.get("max_tokens") if max_tokens is None else max_tokens
+    history_images = 3 if history_images is None else history_images
+    max_tokens = 512 if max_tokens is None else max_tokens
     if model.startswith(("http://", "https://")):
         from agent.policies.openai_policy import OpenAIPolicy, OpenAIPolicyConfig
 
@@ -90,5 +132,6 @@ def make_policy(model: str, *, model_name: str | None = None, output_format: str
         return HFPolicy(HFPolicyConfig(model, **kwargs))
     from agent.policies.local_model import LocalModelPolicy, LocalModelPolicyConfig
 
-    return LocalModelPolicy(LocalModelPolicyConfig(model, history_images=history_images, max_new_tokens=max_tokens,
+    return LocalModelPolicy(LocalModelPolicyConfig(model, output_format=output_format or "native",
+                                                   history_images=history_images, max_new_tokens=max_tokens,
                                                    temperature=temperature))

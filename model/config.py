@@ -44,6 +44,10 @@ class VisionConfig:
     pos_table_size: int = 64  # learnable pos_table_size × pos_table_size absolute table
     rope_theta: float = 10000.0
     layer_norm_eps: float = 1e-6
+    #: Initial values of the absolute table: "normal" (small noise, as a table that will be
+    #: loaded from a pre-trained ViT) or "sincos" (2D sine-cosine features, MAE-style: absolute
+    #: position is readable from the first step, which a ViT trained from scratch needs).
+    pos_init: str = "normal"
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
@@ -56,6 +60,8 @@ class VisionConfig:
                  f"VisionConfig head_dim {self.head_dim} must be a multiple of 4 for 2D RoPE "
                  "(half the rotary pairs encode width, half height); change hidden_size/num_heads")
         _require(self.rope_theta > 0, "VisionConfig.rope_theta must be > 0")
+        _require(self.pos_init in ("normal", "sincos"),
+                 f"VisionConfig.pos_init must be 'normal' or 'sincos', got {self.pos_init!r}")
 
     @property
     def head_dim(self) -> int:
@@ -201,4 +207,11 @@ def tiny() -> VLConfig:
     )
 
 
-PRESETS = {"kimi_vl_a3b": kimi_vl_a3b, "small": small, "tiny": tiny}
+def miniwob_tiny() -> VLConfig:
+    """The shipped MiniWoB agent (``training.miniwob_tiny``): ``tiny`` with a 2D sine-cosine
+    initial position table, because its ViT learns from scratch where things are."""
+    base = tiny()
+    return dataclasses.replace(base, vision=dataclasses.replace(base.vision, pos_init="sincos"))
+
+
+PRESETS = {"kimi_vl_a3b": kimi_vl_a3b, "small": small, "tiny": tiny, "miniwob_tiny": miniwob_tiny}

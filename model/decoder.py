@@ -116,6 +116,39 @@ def segment_spans(seg_BS: torch.Tensor) -> list[tuple[int, int, int]]:
     return spans
 
 
+def _segment_attention(q_BHTD: torch.Tensor, k_BKTD: torch.Tensor, v_BKTD: torch.Tensor,
+                       spans: list[tuple[int, int, int]]) -> torch.Tensor:
+    """Causal attention inside each ``(row, start, end)`` span; positions outside spans get 0.
+
+    Rows are cut with ``unbind``/``split`` (one cat in the backward pass) rather than one slice
+    per span, whose backward would zero-fill a full-size gradient for every span.
+    """
+    b, _, t, _ = q_BHTD.shape
+    by_row: list[list[tuple[int, int]]] = [[] for _ in range(b)]
+    for row, start, end in spans:
+        by_row[row].append((start, end))
+    rows = []
+    for row, (q_HTD, k_KTD, v_KTD) in enumerate(zip(q_BHTD.unbind(0), k_BKTD.unbind(0), v_BKTD.unbind(0))):
+        cuts, pieces, pos = [], [], 0  # segment and gap lengths covering [0, t)
+        for start, end in sorted(by_row[row]):
+            if start > pos:
+                cuts.append((start - pos, False))
+            cuts.append((end - start, True))
+            pos = end
+        if pos < t:
+            cuts.append((t - pos, False))
+        lengths = [n for n, _ in cuts]
+        for (n, is_segment), q, k, v in zip(cuts, q_HTD.split(lengths, dim=1), k_KTD.split(lengths, dim=1),
+                                             v_KTD.split(lengths, dim=1)):
+            if is_segment:
+                pieces.append(F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=n > 1,
+                                                             enable_gqa=True)[0])
+            else:
+                pieces.append(q.new_zeros(q.shape))
+        rows.append(torch.cat(pieces, dim=1))
+    return torch.stack(rows, dim=0)
+
+
 class RMSNorm(nn.Module):
     """Root-mean-square norm with a learnable scale, computed in float32."""
 
@@ -157,11 +190,7 @@ class Attention(nn.Module):
         if cache is not None:
             k_BKTD, v_BKTD = cache.update(self.layer_idx, k_BKTD, v_BKTD)
         if isinstance(mask, list):  # packed rows without a cache: one causal block per segment
-            out_BHTD = q_BHTD.new_zeros(q_BHTD.shape)
-            for row, start, end in mask:
-                out_BHTD[row:row + 1, :, start:end] = F.scaled_dot_product_attention(
-                    q_BHTD[row:row + 1, :, start:end], k_BKTD[row:row + 1, :, start:end],
-                    v_BKTD[row:row + 1, :, start:end], is_causal=end - start > 1, enable_gqa=True)
+            out_BHTD = _segment_attention(q_BHTD, k_BKTD, v_BKTD, mask)
         else:
             out_BHTD = F.scaled_dot_product_attention(q_BHTD, k_BKTD, v_BKTD, attn_mask=mask,
                                                       is_causal=is_causal, enable_gqa=True)

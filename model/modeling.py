@@ -143,7 +143,7 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
             if isinstance(getattr(module, "bias", None), torch.Tensor):
                 init.zeros_(module.bias)  # type: ignore[arg-type]
         elif isinstance(module, PositionTable):
-            init.normal_(module.weight, mean=0.0, std=std)
+            module.reset_parameters(std)
         elif isinstance(module, MoE):
             init.zeros_(module.e_score_correction_bias)
 

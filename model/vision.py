@@ -88,14 +88,36 @@ def packed_attend(cu_seqlens: torch.Tensor) -> Attend:
     return attend
 
 
+def sincos_table(size: int, hidden: int, scale: float = 0.5) -> torch.Tensor:
+    """``[size, size, hidden]`` 2D sine-cosine features: a quarter each sin/cos of row and column."""
+    quarter = hidden // 4
+    omega = 1.0 / (100.0 ** (torch.arange(quarter, dtype=torch.float32) / max(quarter, 1)))
+    rows, cols = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                                torch.arange(size, dtype=torch.float32), indexing="ij")
+    feats = [torch.sin(rows[..., None] * omega), torch.cos(rows[..., None] * omega),
+             torch.sin(cols[..., None] * omega), torch.cos(cols[..., None] * omega)]
+    table = torch.cat(feats, dim=-1)
+    pad = hidden - table.shape[-1]
+    return scale * (F.pad(table, (0, pad)) if pad else table)
+
+
 class PositionTable(nn.Module):
     """Learnable ``size×size×C`` absolute position table, bicubic-resized to each image grid."""
 
-    def __init__(self, size: int, hidden: int) -> None:
+    def __init__(self, size: int, hidden: int, init: str = "normal") -> None:
         super().__init__()
         self.size = size
+        self.init_kind = init
         self.weight = nn.Parameter(torch.empty(size, size, hidden))
-        nn.init.normal_(self.weight, std=0.02)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self, std: float = 0.02) -> None:
+        """Initial values: small noise, or 2D sine-cosine features (``VisionConfig.pos_init``)."""
+        if self.init_kind == "sincos":
+            self.weight.copy_(sincos_table(self.size, self.weight.shape[-1]))
+        else:
+            nn.init.normal_(self.weight, std=std)
 
     def interpolate(self, grid_h: int, grid_w: int) -> torch.Tensor:
         """Table resized to ``[grid_h, grid_w, C]`` (the table itself at size×size)."""
@@ -157,7 +179,7 @@ class MoonViT(nn.Module):
         self.cfg = cfg
         # A Linear over flattened (3, p, p) patches == Conv2d(3, C, p, stride=p) on the patch.
         self.patch_embed = nn.Linear(3 * cfg.patch_size**2, cfg.hidden_size)
-        self.pos_table = PositionTable(cfg.pos_table_size, cfg.hidden_size)
+        self.pos_table = PositionTable(cfg.pos_table_size, cfg.hidden_size, cfg.pos_init)
         self.blocks = nn.ModuleList(VisionBlock(cfg) for _ in range(cfg.num_layers))
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 

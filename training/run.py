@@ -106,6 +106,7 @@ def scaled_lengths(recipe: Recipe, max_len: int | None) -> tuple[int, tuple]:
 def build_trainer(args: argparse.Namespace) -> Trainer:
     """Everything ``run`` needs, built from parsed flags."""
     recipe = get_recipe(args.recipe)
+    args.model = args.model or "tiny"
     specs = parse_data_spec(args.data) if args.data else [(n, None) for n in
                                                           recipe.default_sources]
     if not specs:
@@ -152,8 +153,33 @@ def to_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def run_miniwob_tiny(args: argparse.Namespace) -> int:
+    """``--recipe miniwob-tiny``: the whole pipeline (``training.miniwob_tiny``) in this process."""
+    from training.miniwob_tiny import MiniWoBTinyConfig, run_pipeline
+
+    if args.nproc != 1 or args.zero1 or args.data or args.packing is False or args.grad_accum:
+        raise ValueError("--recipe miniwob-tiny runs in one process with its own data and packing: "
+                         "leave out --nproc, --zero1, --data, --no-packing and --grad-accum")
+    given = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_len": args.max_len,
+             "episodes": args.episodes, "workers": args.workers, "model": args.model,
+             "save_every": args.save_every or None}
+    config = MiniWoBTinyConfig(out=str(args.out), seed=args.seed, progress=not args.no_progress,
+                               **{k: v for k, v in given.items() if v is not None})
+    summary = run_pipeline(config)
+    print(f"miniwob-tiny: trained in {summary['timings']['train_s']:.0f} s (collect "
+          f"{summary['timings']['collect_s']:.0f} s, cot {summary['timings']['cot_s']:.0f} s); loss "
+          f"{summary['loss_first']} → {summary['loss_last']}; model {summary['model']} "
+          f"({summary['model_bytes'] / 1e6:.1f} MB)", flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Train (re-launching under torchrun when ``--nproc`` > 1); returns an exit code."""
+    if args.recipe == "miniwob-tiny":
+        return run_miniwob_tiny(args)
+    if args.episodes is not None or args.workers is not None:
+        raise ValueError("--episodes and --workers belong to --recipe miniwob-tiny")
+    args.model = args.model or "tiny"
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return D.launch(args.nproc, to_argv(args))
     trainer = build_trainer(args)

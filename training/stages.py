@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.modeling import PixelPilotVLForConditionalGeneration
-from training.losses import (SigLIPLoss, caption_loss, count_loss_tokens, mask_segment_starts,
-                             token_cross_entropy)
+from training.losses import (IGNORE_INDEX, SigLIPLoss, caption_loss, count_loss_tokens,
+                             mask_segment_starts)
 
 VLM_PARTS = ("vision_tower", "projector", "language_model")
 Batch = dict[str, torch.Tensor]
@@ -93,11 +94,17 @@ class LMModule(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, int]:
         """(sum of CE over loss tokens, count)."""
-        out = self.vlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       pixel_values=batch.get("pixel_values"),
-                       image_grid_hws=batch.get("image_grid_hws"))
+        embeds_BTD = self.vlm.build_inputs_embeds(batch["input_ids"], batch.get("pixel_values"),
+                                                  batch.get("image_grid_hws"), None)
+        hidden_BTD = self.vlm.language_model(embeds_BTD, batch["attention_mask"], None, None)
         labels = mask_segment_starts(batch["labels"], batch["attention_mask"])
-        return token_cross_entropy(out.logits, labels)
+        # The vocabulary projection and softmax only where a label is (the same sum as
+        # token_cross_entropy over all logits; SFT rows label ~10 % of their tokens).
+        shift_BT = labels[:, 1:]
+        keep_BT = shift_BT != IGNORE_INDEX
+        logits_NV = self.vlm.language_model.lm_head(hidden_BTD[:, :-1][keep_BT]).float()
+        total = F.cross_entropy(logits_NV, shift_BT[keep_BT], reduction="sum")
+        return total, int(keep_BT.sum())
 
     def output_heads(self) -> list[nn.Module]:
         """Linear layers onto the vocabulary (AdamW, not Muon)."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from agent.eval.runner import ENV_KINDS, EvalConfig, run_eval
+from agent.eval.runner import BASELINES, ENV_KINDS, EvalConfig, run_eval
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -13,7 +14,7 @@ def _run(args: argparse.Namespace) -> int:
     config = EvalConfig(suite=args.suite, out=args.out, env=args.env, policy=args.policy, model=args.model,
                         model_name=args.model_name, output_format=args.format, workers=args.workers,
                         max_steps=args.max_steps, episodes=args.episodes, seed_start=args.seed_start,
-                        task_timeout_s=args.timeout, resume=args.resume)
+                        task_timeout_s=args.timeout, resume=args.resume, baseline=args.baseline)
     run = run_eval(config, progress=not args.no_progress)
     s = run.report["summary"]
 
@@ -27,8 +28,27 @@ def _run(args: argparse.Namespace) -> int:
                   f"(all {s['episodes']}: {pct(s['success_rate_all'])}); feasible {pct(run.report['feasible']['success_rate'])}, "
                   f"infeasible {pct(run.report['infeasible']['success_rate'])}; setup errors {s['setup_errors']}, "
                   f"timeouts {s['timeouts']}, crashes {s['crashes']}")
+    if "baseline" in run.report:
+        b = run.report["baseline"]
+        console.print(f"baseline {b['policy']}: success {b['summary']['successes']}/{b['summary']['evaluated']} = "
+                      f"{pct(b['summary']['success_rate'])} ({b['run']})")
+        console.print(_baseline_table(run.report))
     console.print("report: " + ", ".join(str(p) for p in run.report_paths))
     return 0
+
+
+def _baseline_table(report: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    from agent.eval.report import baseline_rows
+
+    b = report["baseline"]
+    table = Table(title=f"success per task beside the {b['policy']} baseline")
+    for col in ("task", report["settings"]["policy"], b["policy"], "difference"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for row in baseline_rows(report):
+        table.add_row(*row, style="bold" if row[0] == "ALL" else None)
+    return table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,4 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (episodes + report)")
     p.add_argument("--resume", action="store_true", help="continue a run: skip finished episodes, redo cut-off ones")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.add_argument("--baseline", choices=BASELINES,
+                   help="also play the same seeds with this baseline policy (into OUT/baseline-NAME) and "
+                        "report each task's success beside it")
     p.set_defaults(func=_run)

@@ -1,13 +1,17 @@
 """``pixelpilot miniwob list`` and ``pixelpilot demo``: the MiniWoB++ suite from the command line.
 
-``demo`` plays the privileged scripted experts (``envs.miniwob.experts``) on held-out seeds in
-headless Chromium, shows a progress bar, prints a per-task success table and writes
-``results.json``. ``render_table`` and ``run_demo`` are reusable for model runs later.
+``demo`` runs the embedded model (``model.zoo``, trained by ``pixelpilot train --recipe
+miniwob-tiny``) from pixels only on held-out seeds (10000 on) of the tasks it was trained on, in
+headless Chromium, beside a random-click baseline on the same seeds, through the evaluation
+runner: trajectories, ``report.html`` / ``report.md`` / ``report.json`` and a printed success
+table. ``demo --experts`` plays the privileged scripted experts (``envs.miniwob.experts``)
+instead and writes ``results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,7 +59,43 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained_tasks(model: Path) -> list[str]:
+    """Tasks a shipped model was trained on (its ``training.json``), else every task with an expert."""
+    info = model / "training.json"
+    if info.is_file():
+        tasks = json.loads(info.read_text(encoding="utf-8")).get("tasks")
+        if isinstance(tasks, list) and tasks:
+            return [str(t) for t in tasks]
+    return sorted(EXPERTS)
+
+
+def _model_demo(args: argparse.Namespace) -> int:
+    from agent.commands.eval_cmd import _baseline_table
+    from agent.eval.runner import EvalConfig, run_eval
+    from model.zoo import model_dir
+
+    console = Console()
+    model = Path(args.model) if args.model else model_dir()
+    tasks = args.tasks or _trained_tasks(model)
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    console.print(f"model {model} on {len(tasks)} MiniWoB++ tasks × {args.seeds} held-out seeds "
+                  f"(from {args.first_seed}), pixels only; random-click baseline on the same seeds")
+    config = EvalConfig(suite="miniwob:" + ",".join(tasks), out=str(out), policy="model", model=str(model),
+                        workers=args.workers, max_steps=args.max_steps, episodes=args.seeds,
+                        seed_start=args.first_seed, baseline=None if args.no_baseline else "random",
+                        env_kwargs={"scale": args.scale})
+    run = run_eval(config, progress=True)
+    s = run.report["summary"]
+    if "baseline" in run.report:
+        console.print(_baseline_table(run.report))
+    console.print(f"success {s['successes']}/{s['evaluated']} = {s['success_rate']:.1%} in {run.wall_s:.1f} s")
+    console.print("report: " + ", ".join(str(p) for p in run.report_paths))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if not args.experts:
+        return _model_demo(args)
     console = Console()
     tasks = args.tasks or sorted(EXPERTS)
     unknown = [t for t in tasks if t not in EXPERTS]
@@ -89,12 +129,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--experts", action="store_true", help="only tasks that have a scripted expert")
     lp.set_defaults(func=_list)
 
-    d = sub.add_parser("demo", help="run the scripted MiniWoB++ experts in headless Chromium and report success")
-    d.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks to run (default: every task with an expert)")
+    d = sub.add_parser("demo", help="run the embedded model on held-out MiniWoB++ seeds in headless Chromium "
+                                    "beside a random baseline, and report success")
+    d.add_argument("--tasks", nargs="+", metavar="TASK",
+                   help="tasks to run (default: the model's trained tasks; --experts: every task with an expert)")
+    d.add_argument("--model", help="model directory (default: the shipped model, model/zoo/miniwob-tiny)")
+    d.add_argument("--experts", action="store_true", help="play the privileged scripted experts instead of a model")
+    d.add_argument("--workers", type=int, default=2, help="parallel browsers (model demo)")
+    d.add_argument("--no-baseline", action="store_true", help="skip the random-click baseline")
     d.add_argument("--seeds", type=int, default=5, help="episodes per task (default 5)")
     d.add_argument("--first-seed", type=int, default=HELD_OUT_SEED_BASE,
                    help=f"first seed; seeds from {HELD_OUT_SEED_BASE} on are held out from tests and data")
     d.add_argument("--scale", type=float, default=2.0, help="device pixels per CSS pixel (screen = 160x210 × scale)")
-    d.add_argument("--max-steps", type=int, default=20, help="step budget per episode")
+    d.add_argument("--max-steps", type=int, default=15, help="step budget per episode")
     d.add_argument("--out", default="runs/demo", help="directory for results.json (default runs/demo)")
     d.set_defaults(func=_demo)

@@ -87,8 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="browser env: the page to open first")
     p.add_argument("--launch", help="desktop env: command to start on the display, e.g. 'xterm'")
     p.add_argument("--max-steps", type=int, default=15)
-    p.add_argument("--max-tokens", type=int, default=512)
-    p.add_argument("--history-images", type=int, default=3, help="screenshots of earlier steps kept in context")
+    p.add_argument("--max-tokens", type=int, help="reply budget (default: the model directory's agent.json, else 512)")
+    p.add_argument("--history-images", type=int,
+                   help="screenshots of earlier steps kept in context (default: agent.json, else 3)")
     p.add_argument("--confirm", nargs="*", choices=RISK_CATEGORIES,
                    help="ask before risky actions of these kinds")
     p.add_argument("--keep-secrets", action="store_true", help="do not redact text typed into password fields")

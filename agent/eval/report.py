@@ -85,6 +85,29 @@ def build_report(out: str | Path, items: list[EvalItem], settings: dict[str, Any
     }
 
 
+def attach_baseline(report: dict[str, Any], baseline: dict[str, Any], where: str) -> dict[str, Any]:
+    """``report`` with a ``baseline`` entry: the baseline run's policy, location and success per task.
+
+    ``baseline`` is the report of the same suite and seeds played by a baseline policy
+    (``--baseline random``); ``where`` is its directory relative to the report.
+    """
+    per_task = {task: g["success_rate"] for task, g in baseline["per_task"].items()}
+    return {**report, "baseline": {"policy": baseline["settings"]["policy"], "run": where,
+                                   "summary": baseline["summary"], "per_task": per_task}}
+
+
+def baseline_rows(report: dict[str, Any]) -> list[list[str]]:
+    base = report["baseline"]
+    rows = []
+    groups = {**report["per_task"], "ALL": report["summary"]}
+    for task, g in groups.items():
+        other = base["summary"]["success_rate"] if task == "ALL" else base["per_task"].get(task)
+        mine = g["success_rate"]
+        diff = "–" if mine is None or other is None else f"{100 * (mine - other):+.1f} pt"
+        rows.append([task, _pct(mine), _pct(other), diff])
+    return rows
+
+
 # -- rendering ----------------------------------------------------------------------------------
 def _pct(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.1%}"
@@ -120,11 +143,17 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
     """(title, header, rows) of every table, shared by the Markdown and HTML renderers."""
     head = ["group"] + [name for name, _ in _GROUP_COLS]
     overall = {"all": report["summary"], "feasible": report["feasible"], "infeasible": report["infeasible"]}
-    return [
+    sections = [
         ("Overall, feasible and infeasible", head, _group_rows(overall)),
         ("Per domain", ["domain"] + head[1:], _group_rows(report["per_domain"])),
         ("Per task", ["task"] + head[1:], _group_rows(report["per_task"])),
     ]
+    if "baseline" in report:
+        base = report["baseline"]
+        sections.append((f"Per task beside the {base['policy']} baseline ({base['run']})",
+                         ["task", report["settings"].get("policy", "policy"), base["policy"], "difference"],
+                         baseline_rows(report)))
+    return sections
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -168,7 +197,7 @@ def render_html(report: dict[str, Any]) -> str:
     parts = [f"<h1>Evaluation: {_e(s.get('suite', ''))}</h1>",
              "<p>" + " · ".join(f"<b>{_e(k)}</b> {_e(v)}" for k, v in s.items()) + "</p>",
              f'<p class="rules">{_e(report["rules"])}</p>']
-    for (title, header, rows), tid in zip(_sections(report), ("summary", "domains", "tasks")):
+    for (title, header, rows), tid in zip(_sections(report), ("summary", "domains", "tasks", "baseline")):
         parts += [f"<h2>{_e(title)}</h2>", _table(tid, header, [[_e(c) for c in r] for r in rows])]
     episode_rows = []
     for e in report["episodes"]:
@@ -202,4 +231,4 @@ def write_report(out: str | Path, report: dict[str, Any], *, viewer_pages: bool 
     return tuple(paths)
 
 
-__all__ = ["REPORT_NAMES", "RULES", "build_report", "group_stats", "render_html", "render_markdown", "write_report"]
+__all__ = ["REPORT_NAMES", "RULES", "attach_baseline", "baseline_rows", "build_report", "group_stats", "render_html", "render_markdown", "write_report"]

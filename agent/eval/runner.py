@@ -26,7 +26,7 @@ import queue
 import signal
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from agent.eval.suites import EvalItem, Suite, resolve_suite
 from agent.eval.worker import WorkerConfig, worker_main
 
 ENV_KINDS = ("desktop", "browser", "docker", "vm")
+#: Policies ``--baseline`` may name: they need no model.
+BASELINES = ("random", "noop")
 CONFIG_NAME = "eval_config.json"
 #: Fields that must match when a run is resumed (mixing them would make the report meaningless).
 _RESUME_KEYS = ("suite", "env", "policy", "model", "max_steps")
@@ -58,6 +60,8 @@ class EvalConfig:
         seed_start: first seed (None: the suite's default, 10 000 for MiniWoB).
         task_timeout_s: wall-clock limit per episode, setup and evaluation included.
         resume: continue an existing run directory.
+        baseline: a baseline policy (``random``, ``noop``) played on the same items into
+            ``out/baseline-<policy>``; the report then sets each task's success beside it.
     """
 
     suite: str
@@ -74,6 +78,7 @@ class EvalConfig:
     task_timeout_s: float = 600.0
     resume: bool = False
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         if self.env is not None and self.env not in ENV_KINDS:
@@ -83,6 +88,9 @@ class EvalConfig:
                              f"{self.max_steps}, {self.episodes}")
         if not self.task_timeout_s > 0:
             raise ValueError(f"task_timeout_s must be positive, got {self.task_timeout_s}")
+        if self.baseline is not None and self.baseline not in BASELINES:
+            raise ValueError(f"--baseline must be one of {BASELINES} (a policy that needs no model), "
+                             f"got {self.baseline!r}")
 
     def policy_spec(self) -> PolicySpec:
         return PolicySpec.parse(self.policy, self.model, model_name=self.model_name, output_format=self.output_format)
@@ -335,7 +343,7 @@ class EvalRun:
 
 def run_eval(config: EvalConfig, *, progress: bool = True, policy_factory: PolicyFactory | None = None) -> EvalRun:
     """Run (or resume) an evaluation and write its report; see the module docstring."""
-    from agent.eval.report import build_report, write_report
+    from agent.eval.report import attach_baseline, build_report, write_report
 
     suite = resolve_suite(config.suite, episodes=config.episodes, seed_start=config.seed_start)
     env_kind = env_kind_for(suite, config.env)
@@ -352,8 +360,13 @@ def run_eval(config: EvalConfig, *, progress: bool = True, policy_factory: Polic
                 "max_steps": config.max_steps, "episodes_per_task": config.episodes,
                 "task_timeout_s": config.task_timeout_s, "workers": config.workers}
     report = build_report(config.out, list(suite.items), settings)
+    if config.baseline is not None:
+        where = f"baseline-{config.baseline}"
+        base = run_eval(replace(config, out=str(Path(config.out) / where), policy=config.baseline, model=None,
+                                model_name=None, output_format=None, baseline=None), progress=progress)
+        report = attach_baseline(report, base.report, where)
     paths = write_report(config.out, report)
     return EvalRun(suite, len(todo), done, moved, wall, report, paths)
 
 
-__all__ = ["ENV_KINDS", "EvalConfig", "EvalRun", "env_kind_for", "kill_tree", "run_eval"]
+__all__ = ["BASELINES", "ENV_KINDS", "EvalConfig", "EvalRun", "env_kind_for", "kill_tree", "run_eval"]

@@ -4,6 +4,7 @@
 
 ============== ===================================================================
 native         the project's own: ``<think>…</think>`` then ``click(x=412, y=88)``
+native-compact the same grammar behind a one-line system prompt (small models, e.g. miniwob-tiny)
 uitars         UI-TARS 1.5: ``Thought: … Action: click(start_box='(x,y)')``, smart-resized pixels
 uitars-1000    UI-TARS 1.0: the same syntax with 0–1000 relative coordinates
 opencua        OpenCUA: ``## Thought / ## Action / ## Code`` pyautogui, 0–1 coordinates
@@ -28,6 +29,7 @@ from agent.formats.uitars import UITarsFormat
 #: The registry: name → codec. Add a format by adding a line here (no discovery magic).
 FORMATS: dict[str, OutputFormat] = {
     "native": NativeFormat(),
+    "native-compact": NativeFormat(name="native-compact", prompt="compact"),
     "uitars": UITarsFormat(),
     "uitars-1000": UITarsFormat(coords=CoordSystem("norm1000"), name="uitars-1000"),
     "opencua": OpenCUAFormat(),

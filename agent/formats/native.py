@@ -64,6 +64,13 @@ class NativeFormat:
 
     coords: CoordSystem = field(default_factory=CoordSystem)
     name: str = "native"
+    #: ``"full"``: the whole action space in the system prompt (~420 tokens); ``"compact"``:
+    #: one line (~35 tokens) for small models trained on it (the grammar is the same).
+    prompt: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.prompt not in ("full", "compact"):
+            raise ValueError(f"NativeFormat.prompt must be 'full' or 'compact', got {self.prompt!r}")
 
     def parse(self, text: str, frame: ModelFrame) -> ParsedReply:
         """Model text → actions (see the module docstring for the grammar)."""
@@ -128,6 +135,10 @@ class NativeFormat:
 
     def system_prompt(self, frame: ModelFrame) -> str:
         """The action space in native syntax, with this frame's coordinate range."""
+        w, h = frame.image_size
+        if self.prompt == "compact":
+            return (f"GUI agent. Screenshot {w}x{h} pixels. Reply with one action: click(x, y), "
+                    "type(text), hotkey(keys), scroll(x, y, dy), wait(), done() or fail(reason).")
         body = __doc__.split("every action is expressible and there is exactly one way to write each:")[1]
         calls = textwrap.dedent(body.split("Coordinates are")[0]).strip()
         return (

@@ -96,6 +96,15 @@ def test_scripted_experts_succeed_and_noop_fails(tmp_path: Path) -> None:
     noop = run_eval(EvalConfig(suite="miniwob:click-button,enter-text", out=str(tmp_path / "noop"), policy="noop"),
                     progress=False)
     n = noop.report["summary"]
+    beside = run_eval(EvalConfig(suite="miniwob:click-button,enter-text", out=str(tmp_path / "scripted"),
+                                 policy="scripted", resume=True, baseline="noop"), progress=False)
+    assert beside.ran == 0  # the scripted episodes were kept; only the baseline ran
+    assert beside.report["baseline"]["per_task"] == {"click-button": 0.0, "enter-text": 0.0}
+    md = (tmp_path / "scripted" / "report.md").read_text()
+    assert "beside the noop baseline (baseline-noop)" in md and "| enter-text | 100.0% | 0.0% | +100.0 pt |" in md
+    assert (tmp_path / "scripted" / "baseline-noop" / "report.json").is_file()
+    with pytest.raises(ValueError, match="needs no model"):
+        EvalConfig(suite="miniwob", out=str(tmp_path / "x"), baseline="scripted")
     assert (n["episodes"], n["successes"], n["outcomes"]) == (2, 0, {"failure": 2})
     assert all(e["steps"] == 1 and e["error"] is None for e in noop.report["episodes"])
     assert "| click-button | 1 | 1 | 0 | 0.0% |" in (tmp_path / "noop" / "report.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.formats import FORMATS, CoordSystem, ModelFrame, OutputFormat, ParseError, get_format
+from agent.formats import NativeFormat, FORMATS, CoordSystem, ModelFrame, OutputFormat, ParseError, get_format
 from agent.formats.thinking import THINK_END, THINK_START, join_thinking, split_thinking
 from envs.geometry import smart_resize, to_screen
 from model.special_tokens import SPECIAL_TOKENS
@@ -20,7 +20,7 @@ def test_frame_validates_sizes() -> None:
 
 
 def test_registry_lists_names_in_key_error() -> None:
-    assert set(FORMATS) == {"native", "uitars", "uitars-1000", "opencua", "opencua-abs", "qwen25vl",
+    assert set(FORMATS) == {"native", "native-compact", "uitars", "uitars-1000", "opencua", "opencua-abs", "qwen25vl",
                             "computer_13", "pyautogui"}
     for name, fmt in FORMATS.items():
         assert isinstance(fmt, OutputFormat)
@@ -35,13 +35,23 @@ def test_registry_lists_names_in_key_error() -> None:
 def test_system_prompt_describes_the_frame(name: str) -> None:
     frame = ModelFrame((1920, 1080), (1280, 720))
     prompt = get_format(name).system_prompt(frame)
-    assert len(prompt) > 200
+    assert len(prompt) > (80 if name.endswith("-compact") else 200)
     coords = getattr(get_format(name), "coords")
     ex, ey = coords.model_size(frame)
     if coords.kind in ("image", "smart_resize"):
         assert f"{int(ex)}x{int(ey)}" in prompt
     else:
         assert ("1000" if coords.kind == "norm1000" else "1.0") in prompt
+
+
+def test_compact_native_prompt_is_short_and_parses_like_native() -> None:
+    frame = ModelFrame((320, 420), (320, 420))
+    full, compact = get_format("native"), get_format("native-compact")
+    assert len(compact.system_prompt(frame)) < len(full.system_prompt(frame)) / 4
+    text = '<think>The OK button.</think>\nclick(x=40, y=300)'
+    assert compact.parse(text, frame) == full.parse(text, frame)
+    with pytest.raises(ValueError, match="compact"):
+        NativeFormat(prompt="short")
 
 
 def test_coord_systems_use_geometry() -> None:

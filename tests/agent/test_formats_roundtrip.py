@@ -39,7 +39,7 @@ def action_strategy(name: str, frame: ModelFrame) -> st.SearchStrategy[Action]:
     move = p.map(lambda q: Move(*q))
     typed = texts.map(TypeText)
     notches = st.integers(-10, 10).filter(bool)
-    if name == "native":
+    if name in ("native", "native-compact"):
         return st.one_of(
             st.builds(lambda q, b, c: Click(*q, b, c), p, st.sampled_from(["left", "right", "middle"]), st.integers(1, 3)),
             move, st.builds(lambda a, b, btn: Drag(*a, *b, btn), p, p, st.sampled_from(["left", "right"])),

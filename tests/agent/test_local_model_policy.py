@@ -40,6 +40,31 @@ def test_factory_picks_the_project_model_for_its_directories(model_dir: Path) ->
     assert isinstance(policy, LocalModelPolicy) and policy.output_format == "native"
 
 
+def test_agent_json_sets_how_the_model_runs_and_flags_override_it(model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from agent.factory import agent_settings
+
+    assert agent_settings(str(model_dir)) == {}
+    tuned = tmp_path / "tuned"
+    shutil.copytree(model_dir, tuned)
+    (tuned / "agent.json").write_text(json.dumps({"output_format": "native-compact", "history_images": 0,
+                                                  "max_tokens": 12}))
+    policy = make_policy(str(tuned))
+    assert isinstance(policy, LocalModelPolicy)
+    assert (policy.output_format, policy.config.history_images, policy.config.max_new_tokens) == ("native-compact", 0, 12)
+    reply = policy.act(PolicyInput("click ok", _obs(0), history=(HistoryStep("wait(seconds=1)", _obs(1).screenshot),)))
+    assert reply.usage["completion_tokens"] <= 12
+    override = make_policy(str(tuned), output_format="native", history_images=2, max_tokens=5)
+    assert (override.output_format, override.config.history_images, override.config.max_new_tokens) == ("native", 2, 5)
+    for bad, message in (("{", "not valid JSON"), ('{"history_images": "0"}', "must be an integer"),
+                         ('{"temperature": 1}', "unknown key 'temperature'"), ("[1]", "JSON object")):
+        (tuned / "agent.json").write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            make_policy(str(tuned))
+
+
 def test_in_process_and_served_replies_are_identical(model_dir: Path) -> None:
     from model.serve import ChatServer, ServerConfig
 

@@ -115,6 +115,23 @@ def test_filters(run_dir: Path, processor: Processor) -> None:
         list(trajectory_samples(run_dir / "nope", processor))
 
 
+def test_compact_format_and_shuffled_episode_order(run_dir: Path, processor: Processor) -> None:
+    full = list(trajectory_samples(run_dir, processor))
+    compact = list(trajectory_samples(run_dir, processor, SFTConfig(output_format="native-compact")))
+    assert [_target_ids(a) for a in full] == [_target_ids(b) for b in compact]  # same replies
+    assert all(len(b["input_ids"]) < len(a["input_ids"]) - 200 for a, b in zip(full, compact))  # shorter prompt
+    assert "GUI agent." in processor.decode(compact[0]["input_ids"], skip_special_tokens=False)
+    orders = {tuple(s["id"] for s in trajectory_samples(run_dir, processor, SFTConfig(shuffle_seed=k)))
+              for k in range(6)}
+    assert len(orders) > 1 and all(sorted(o) == sorted(s["id"] for s in full) for o in orders)
+    again = [s["id"] for s in trajectory_samples(run_dir, processor, SFTConfig(shuffle_seed=3))]
+    assert tuple(again) in orders  # one seed, one order: resumable
+    with pytest.raises(ValueError, match="native"):
+        SFTConfig(output_format="uitars")
+    with pytest.raises(KeyError, match="unknown output format"):
+        SFTConfig(output_format="native-tiny")
+
+
 def test_the_prompt_is_what_the_local_model_policy_sends(run_dir: Path, processor: Processor,
                                                          tmp_path: Path) -> None:
     """Same token ids as the in-process policy's request, up to the assistant header."""

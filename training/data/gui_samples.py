@@ -63,17 +63,28 @@ def _region(x: int, y: int, size: tuple[int, int]) -> str:
     return "centre" if (row, col) == ("middle", "centre") else f"{row} {col}"
 
 
-def grounding_sample(seed: int, processor: Processor, *, thought: bool = True, **layout_kw: Any) -> Sample:
-    """One grounding sample (also carries ``target_box``, the widget's box in screen pixels)."""
+def grounding_sample(seed: int, processor: Processor, *, thought: bool = True, output_format: str = "native",
+                     solo: float = 0.0, **layout_kw: Any) -> Sample:
+    """One grounding sample (also carries ``target_box``, the widget's box in screen pixels).
+
+    ``output_format`` is "native" or "native-compact" (system prompt; the reply syntax is the same).
+    ``solo`` is the probability that the screen shows the target widget alone (the other widgets
+    left out, panels kept): pure localisation, the easy end of a grounding curriculum.
+    """
+    if not 0 <= solo <= 1:
+        raise ValueError(f"solo is a probability in [0, 1], got {solo}")
     rng = random.Random(seed * 7919 + 1)
     screen = layout(seed, **layout_kw)
     targets = unique_targets(screen)
     if not targets:  # a screen without widgets is possible but rare: take the next seed
-        return grounding_sample(seed + 1_000_003, processor, thought=thought, **layout_kw)
-    widget = screen.widgets[rng.choice(targets)]
-    image = render(screen)
+        return grounding_sample(seed + 1_000_003, processor, thought=thought, output_format=output_format,
+                                solo=solo, **layout_kw)
+    index = rng.choice(targets)
+    widget = screen.widgets[index]
+    alone = solo > 0 and rng.random() < solo
+    image = render(screen, omit=set(range(len(screen.widgets))) - {index} if alone else frozenset())
     frame = image_frame(processor, image)
-    fmt = get_format("native")
+    fmt = get_format(output_format)
     x, y = widget.center
     action_text = fmt.format([Click(x, y)], frame)
     note = None

@@ -20,6 +20,7 @@ This module knows nothing about packing or the trainer; see ``training.data.pack
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,23 @@ class SFTConfig:
     skip_privileged: bool = False
     #: At most this many target steps per episode (the first ones); None: all.
     max_steps_per_episode: int | None = None
+    #: The output format whose system prompt and syntax the samples use ("native" or
+    #: "native-compact"; the model must be run with the same one, see ``model.zoo``).
+    output_format: str = "native"
+    #: Visit episodes in an order shuffled by this seed (the same every epoch, so a resumed
+    #: run continues exactly); None: oldest first. Collection runs are grouped by task, so
+    #: training wants this set.
+    shuffle_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.history_images < 0:
             raise ValueError(f"history_images must be >= 0, got {self.history_images}")
         if self.max_steps_per_episode is not None and self.max_steps_per_episode <= 0:
             raise ValueError(f"max_steps_per_episode must be > 0 or None, got {self.max_steps_per_episode}")
+        if not self.output_format.startswith("native"):
+            raise ValueError(f"SFT samples are written in a native format ('native' or 'native-compact'), "
+                             f"got {self.output_format!r}")
+        get_format(self.output_format)  # unknown names fail here, before any data is read
 
 
 def image_frame(processor: Processor, screenshot_HWC: np.ndarray) -> ModelFrame:
@@ -107,7 +119,7 @@ def short_thought(episode: Episode, step: Step, frame: ModelFrame) -> str | None
     return step.thought
 
 
-def step_text(step: Step, frame: ModelFrame, thought: str | None) -> str | None:
+def step_text(step: Step, frame: ModelFrame, thought: str | None, output_format: str = "native") -> str | None:
     """The native reply for a recorded step, or None when it has no action (unparseable reply).
 
     An environment error on the step is appended as the agent loop does in its history.
@@ -115,7 +127,7 @@ def step_text(step: Step, frame: ModelFrame, thought: str | None) -> str | None:
     action = step.parsed_action()
     if action is None:
         return None
-    text = get_format("native").format([action], frame, thought)
+    text = get_format(output_format).format([action], frame, thought)
     return f"{text}\n[environment: {step.error}]" if step.error else text
 
 
@@ -132,14 +144,14 @@ def episode_samples(episode: Episode, processor: Processor, config: SFTConfig = 
         shot = episode.frame(step)
         frame = image_frame(processor, shot)
         thought = thought_of(episode, step, frame) if config.include_thoughts else None
-        reply = step_text(step, frame, thought)
+        reply = step_text(step, frame, thought, config.output_format)
         # Steps the CoT filter marked untrainable (inconsistent or incorrect) stay in the history only.
         cot = step.extra.get("cot")
         trainable = cot.get("train", True) if isinstance(cot, dict) else True
         if reply is not None and step.error is None and trainable:
             inp = PolicyInput(episode.meta.instruction, Observation(shot, episode.meta.instruction),
                               tuple(history), step_index=step.index)
-            system = get_format("native").system_prompt(frame)
+            system = get_format(config.output_format).system_prompt(frame)
             messages = build_messages(inp, system, config.history_images, image_part)
             messages.append({"role": "assistant", "content": reply})
             yield encode_target_turn(processor, messages, f"{episode.meta.episode_id}:{step.index}")
@@ -160,6 +172,8 @@ def run_episodes(runs: Path | str | Sequence[Path | str], config: SFTConfig = SF
         with TrajectoryStore(path) as store:
             rows = store.query(outcome="success" if config.only_successful else None,
                                privileged=False if config.skip_privileged else None)
+        if config.shuffle_seed is not None:
+            random.Random(config.shuffle_seed).shuffle(rows)
         for row in rows:
             yield read_episode(row.path)
 

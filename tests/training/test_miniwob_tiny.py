@@ -1,0 +1,87 @@
+"""The miniwob-tiny pipeline end to end at toy size: real Chromium episodes → CoT → SFT → model dir → demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.miniwob_tiny import AGENT_SETTINGS, MiniWoBTinyConfig, run_pipeline  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[MiniWoBTinyConfig, dict]:
+    out = tmp_path_factory.mktemp("mwt") / "run"
+    config = MiniWoBTinyConfig(out=str(out), tasks=("click-test", "enter-text"), episodes=2, workers=1,
+                               model="tiny", max_patches=192, steps=4, batch_size=4, max_len=512,
+                               save_every=2, progress=False)
+    return config, run_pipeline(config)
+
+
+def test_every_part_leaves_its_output(pipeline: tuple[MiniWoBTinyConfig, dict]) -> None:
+    config, summary = pipeline
+    root = Path(config.out)
+    assert len(list((root / "data" / "experts" / "episodes").iterdir())) == 4
+    cot = json.loads((root / "data" / "cot" / "cot.json").read_text())
+    assert cot["episodes"] == 4 and cot["train"] >= 4
+    metrics = [json.loads(line) for line in (root / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    assert (root / "train" / "loss_curve.png").is_file()
+    model = root / "model"
+    assert json.loads((model / "agent.json").read_text()) == AGENT_SETTINGS
+    info = json.loads((model / "training.json").read_text())
+    assert info["tasks"] == ["click-test", "enter-text"] and info["config"]["steps"] == 4
+    assert summary["steps_this_run"] == 4 and summary["model_bytes"] > 1e5
+    assert json.loads((model / "processor_config.json").read_text())["image_processor"]["max_patches"] == 192
+
+
+def test_training_moved_the_weights_and_the_model_loads_as_a_policy(pipeline: tuple[MiniWoBTinyConfig, dict]) -> None:
+    from agent.factory import make_policy
+    from model.modeling import PixelPilotVLForConditionalGeneration
+    from training.run import load_model
+
+    config, _ = pipeline
+    trained = PixelPilotVLForConditionalGeneration.from_pretrained(Path(config.out) / "model")
+    fresh = load_model("tiny", config.seed)
+    moved = [n for n, p in trained.named_parameters() if not torch.equal(p, dict(fresh.named_parameters())[n])]
+    assert any(n.startswith("vision_tower") for n in moved) and any(n.startswith("language_model") for n in moved)
+    policy = make_policy(str(Path(config.out) / "model"))
+    assert policy.output_format == "native-compact"
+
+
+def test_a_second_run_resumes_instead_of_starting_over(pipeline: tuple[MiniWoBTinyConfig, dict]) -> None:
+    config, first = pipeline
+    again = run_pipeline(config)
+    assert again["resumed"] and again["steps_this_run"] == 0
+    assert again["loss_last"] is None and Path(again["model"]).is_dir()
+
+
+def test_demo_runs_the_model_beside_the_random_baseline(pipeline: tuple[MiniWoBTinyConfig, dict],
+                                                        tmp_path: Path) -> None:
+    from agent.cli import main
+
+    config, _ = pipeline
+    code = main(["demo", "--model", str(Path(config.out) / "model"), "--seeds", "1", "--workers", "1",
+                 "--max-steps", "3", "--out", str(tmp_path)])
+    assert code == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    report = json.loads((run / "report.json").read_text())
+    assert report["summary"]["episodes"] == 2 and set(report["per_task"]) == {"click-test", "enter-text"}
+    assert report["baseline"]["policy"] == "random" and set(report["baseline"]["per_task"]) == {"click-test", "enter-text"}
+    html = (run / "report.html").read_text()
+    assert "beside the random baseline" in html and "click-test" in html
+    assert (run / "baseline-random" / "report.json").is_file()
+
+
+def test_bad_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tasks with an expert"):
+        MiniWoBTinyConfig(out=str(tmp_path), tasks=("book-flight",))
+    with pytest.raises(ValueError, match="preset"):
+        MiniWoBTinyConfig(out=str(tmp_path), model="huge")
+    with pytest.raises(ValueError, match="grounding_weight"):
+        MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=1.0)
