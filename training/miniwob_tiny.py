@@ -14,6 +14,10 @@ continues where it stopped when started again with the same flags):
    (``training.data.gui_samples``), packed rows, Muon + AdamW, cosine schedule, checkpoints
    every ``save_every`` steps. The decoder starts from random weights (no pre-trained LM here),
    so a frozen-decoder ``align`` stage would align to noise: all parts train from the first step.
+3b. **copy** (``DIR/train-copy``): a short second SFT stage from part 3's model at a lower LR
+   that adds *copy variants* (``training.data.copy_variants``): every recorded typing step
+   re-written with new random quoted phrases, so the model copies the text to type from the
+   task instead of recalling the names it saw in training.
 4. **model** (``DIR/model``): the final weights, the processor and ``agent.json`` (the
    ``native-compact`` prompt, no earlier screenshots, short replies): what ``pixelpilot eval
    --model DIR/model`` and ``make demo`` run.
@@ -33,6 +37,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,7 @@ from agent.teachers import ExpertRationaleTeacher, NativeSyntax
 from model.config import PRESETS
 from model.processing import Processor
 from model.processing.image_processor import ImageProcessorConfig
+from training.data.copy_variants import copy_variant_samples
 from training.data.gui_samples import grounding_samples
 from training.data.packing import collate_packed
 from training.data.sft import SFTConfig, trajectory_samples
@@ -72,14 +78,21 @@ class MiniWoBTinyConfig:
     episodes: int = 200  # expert episodes per task (seeds 0 .. episodes-1)
     workers: int = 2  # collection processes
     model: str = "miniwob_tiny"  # model preset
-    max_patches: int = 4096  # image processor patch budget (before the 2×2 merge)
-    steps: int = 4000
-    batch_size: int = 13  # samples per step, packed into rows of max_len
+    max_patches: int = 192  # image patches (before the 2×2 merge): 320×420 screens → 167×220
+    steps: int = 9000
+    batch_size: int = 20  # samples per step, packed into rows of max_len
     max_len: int = 1024
     lr: float = 2e-3
     warmup_steps: int = 30
-    grounding_weight: float = 0.2  # share of synthetic grounding samples in the mix
-    save_every: int = 200
+    grounding_weight: float = 0.3  # share of synthetic grounding samples once the ramp is over
+    grounding_pool: int = 8000  # synthetic samples rendered once and cycled (~16 ms each to render)
+    solo: float = 0.5  # share of synthetic screens that show the target widget alone
+    ramp: float = 0.15  # trajectories ramp in from 0 over this fraction of the steps
+    copy_steps: int = 1200  # second stage: typing steps re-written with new quoted phrases (0: skip)
+    copy_variants: int = 4  # re-written samples per recorded typing step
+    copy_weight: float = 0.3  # their share in the second stage's mix
+    copy_lr: float = 5e-4
+    save_every: int = 500
     seed: int = 0
     progress: bool = True
 
@@ -95,6 +108,12 @@ class MiniWoBTinyConfig:
                 raise ValueError(f"MiniWoBTinyConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.grounding_weight < 1 or self.lr <= 0:
             raise ValueError("grounding_weight must lie in [0, 1) and lr must be > 0")
+        if not 0 <= self.solo <= 1 or not 0 <= self.ramp < 1 or self.grounding_pool < 1:
+            raise ValueError("solo must lie in [0, 1], ramp in [0, 1) and grounding_pool be >= 1")
+        if self.copy_steps < 0 or self.copy_variants < 1 or not 0 < self.copy_weight < 1 or self.copy_lr <= 0:
+            raise ValueError("copy_steps must be >= 0, copy_variants >= 1, copy_weight in (0, 1), copy_lr > 0")
+        if self.ramp > 0 and self.grounding_weight == 0:
+            raise ValueError("a ramp needs synthetic grounding to start from: set grounding_weight > 0 or ramp 0")
 
     @property
     def root(self) -> Path:
@@ -122,36 +141,92 @@ def synthesize_cot(config: MiniWoBTinyConfig, experts: Path) -> Path:
     return out
 
 
-def build_trainer(config: MiniWoBTinyConfig, cot_run: Path) -> Trainer:
-    """Part 3's trainer: the joint SFT stage over CoT trajectories + synthetic grounding."""
+def sft_config(config: MiniWoBTinyConfig) -> SFTConfig:
+    """How trajectory steps become samples: the agent's compact layout, actions only, successes."""
+    return SFTConfig(history_images=int(AGENT_SETTINGS["history_images"]), include_thoughts=False,
+                     only_successful=True, output_format=str(AGENT_SETTINGS["output_format"]),
+                     shuffle_seed=config.seed)
+
+
+def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft") -> Trainer:
+    """The trainer of part 3 (``stage="sft"``) or part 3b (``stage="copy"``).
+
+    ``sft``: the joint stage from a fresh model over CoT trajectories + synthetic grounding.
+    ``copy``: continues from ``DIR/train/final`` at a lower LR, adding copy variants
+    (``training.data.copy_variants``) so that typed text is copied from the task, not recalled.
+    """
+    if stage not in ("sft", "copy"):
+        raise ValueError(f"stage must be 'sft' or 'copy', got {stage!r}")
     processor = processor_for(config)
-    fmt = AGENT_SETTINGS["output_format"]
-    sft = SFTConfig(history_images=int(AGENT_SETTINGS["history_images"]), include_thoughts=False,
-                    only_successful=True, output_format=str(fmt), shuffle_seed=config.seed)
-    # Decoded once and kept in memory (~7 ms a sample to decode, ~0.5 MB a sample at 192 patches).
+    fmt = str(AGENT_SETTINGS["output_format"])
+    sft = sft_config(config)
+    # Decoded / rendered once and kept in memory (~7 ms a trajectory sample to decode, ~16 ms a
+    # synthetic one to render; ~0.5 MB a sample at 192 patches).
     trajectories = list(trajectory_samples(cot_run, processor, sft))
-    sources = {
-        "trajectories": lambda: iter(trajectories),
-        "synthetic-grounding": lambda: grounding_samples(None, processor, seed=config.seed, thought=False,
-                                                         output_format=str(fmt), style="miniwob",
-                                                         size=SCREEN_SIZE),
-    }
-    weights = (("trajectories", 1.0 - config.grounding_weight), ("synthetic-grounding", config.grounding_weight))
-    mix = DataMix(tuple((n, w) for n, w in weights if w > 0))
+    pool = config.grounding_pool if stage == "sft" else max(1, config.grounding_pool // 4)  # short stage: less
+    grounding = list(islice(grounding_samples(None, processor, seed=config.seed, thought=False,
+                                              output_format=fmt, solo=config.solo, style="miniwob",
+                                              size=SCREEN_SIZE), pool if config.grounding_weight else 0))
+    sources: dict[str, Any] = {"trajectories": lambda: iter(trajectories),
+                               "synthetic-grounding": lambda: iter(grounding)}
+    if stage == "sft":
+        # Curriculum: synthetic screens first (where things are, from pixels: the tasks' own fixed
+        # layouts would otherwise be memorised instead), then the trajectories ramp in.
+        weights = (("trajectories", 1.0 - config.grounding_weight), ("synthetic-grounding", config.grounding_weight))
+        mix = DataMix(tuple((n, w) for n, w in weights if w > 0),
+                      ramped=("trajectories",) if config.ramp > 0 else (), ramp_start=0.0, ramp_end=config.ramp)
+        steps, lr, warmup, out, model = config.steps, config.lr, config.warmup_steps, "train", config.model
+    else:
+        copies = list(copy_variant_samples(cot_run, processor, sft, config.copy_variants, config.seed))
+        sources["copy-variants"] = lambda: iter(copies)
+        rest = 1.0 - config.copy_weight
+        weights = (("trajectories", rest * (1.0 - config.grounding_weight)), ("copy-variants", config.copy_weight),
+                   ("synthetic-grounding", rest * config.grounding_weight))
+        mix = DataMix(tuple((n, w) for n, w in weights if w > 0))
+        steps, lr, warmup, out = config.copy_steps, config.copy_lr, 10, "train-copy"
+        model = str(config.root / "train" / "final")
     trainer_config = TrainerConfig(
-        output_dir=str(config.root / "train"), max_steps=config.steps, micro_batch_size=config.batch_size,
-        max_len=config.max_len, optim=OptimConfig(lr=config.lr, weight_decay=0.01),
-        schedule=ScheduleConfig(kind="cosine", warmup_steps=config.warmup_steps, min_lr_ratio=0.1),
+        output_dir=str(config.root / out), max_steps=steps, micro_batch_size=config.batch_size,
+        max_len=config.max_len, optim=OptimConfig(lr=lr, weight_decay=0.01),
+        schedule=ScheduleConfig(kind="cosine", warmup_steps=warmup, min_lr_ratio=0.1),
         save_every=config.save_every, seed=config.seed, progress=config.progress)
-    vlm = load_model(config.model, config.seed)
-    module = build_train_module(vlm, Stage("sft", "lm", VLM_PARTS))
+    vlm = load_model(model, config.seed)
+    module = build_train_module(vlm, Stage(stage, "lm", VLM_PARTS))
     images = processor.image_processor
-    run_config = {"recipe": "miniwob-tiny", "pipeline": dataclasses.asdict(config),
+    run_config = {"recipe": "miniwob-tiny", "stage": stage, "pipeline": dataclasses.asdict(config),
                   "model_config": vlm.vl_config.to_dict(), "agent": AGENT_SETTINGS}
     return Trainer(module, trainer_config, MixtureStream({n: sources[n] for n in mix.names}, seed=config.seed),
                    mix, lambda samples, max_len: collate_packed(samples, max_len, pad_to_max_len=False,
                                                                 image_processor=images),
                    run_config=run_config, processor=processor)
+
+
+def train_stage(config: MiniWoBTinyConfig, cot_run: Path, stage: str) -> tuple[Path, list[Any], bool]:
+    """Run (or resume, or skip when finished) one stage; returns (its final dir, history, resumed).
+
+    A finished stage leaves ``DONE`` (JSON: wall seconds of the run that finished it, steps).
+    """
+    out = config.root / ("train" if stage == "sft" else "train-copy")
+    final = out / "final"
+    if (final / "config.json").is_file() and (out / "DONE").is_file():
+        return final, [], True
+    t0 = time.perf_counter()
+    trainer = build_trainer(config, cot_run, stage)
+    resume = any((out / "checkpoints").glob("step-*"))
+    history = trainer.train(resume=resume)
+    done = {"seconds": round(time.perf_counter() - t0, 1), "steps": trainer.config.max_steps, "resumed": resume}
+    (out / "DONE").write_text(json.dumps(done) + "\n", encoding="utf-8")
+    return final, history, resume
+
+
+def stage_seconds(config: MiniWoBTinyConfig) -> dict[str, float]:
+    """Wall seconds each finished stage took (from its ``DONE``), also when this run skipped it."""
+    seconds = {}
+    for stage, sub in (("sft", "train"), ("copy", "train-copy")):
+        path = config.root / sub / "DONE"
+        if path.is_file():
+            seconds[stage] = float(json.loads(path.read_text(encoding="utf-8"))["seconds"])
+    return seconds
 
 
 def export_model(config: MiniWoBTinyConfig, final: Path, info: dict[str, Any]) -> Path:
@@ -169,7 +244,7 @@ def export_model(config: MiniWoBTinyConfig, final: Path, info: dict[str, Any]) -
 
 
 def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
-    """All four parts; returns (and writes to ``DIR/pipeline.json``) what ran and how long it took."""
+    """All parts; returns (and writes to ``DIR/pipeline.json``) what ran and how long it took."""
     config.root.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -179,15 +254,19 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
     cot_run = synthesize_cot(config, experts)
     timings["cot_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trainer = build_trainer(config, cot_run)
-    resume = any((config.root / "train" / "checkpoints").glob("step-*"))
-    history = trainer.train(resume=resume)
-    final = config.root / "train" / "final"
+    final, history, resume = train_stage(config, cot_run, "sft")
     timings["train_s"] = time.perf_counter() - t0
+    copy_history: list[Any] = []
+    if config.copy_steps:
+        t0 = time.perf_counter()
+        final, copy_history, _ = train_stage(config, cot_run, "copy")
+        timings["train_copy_s"] = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(config), "timings": {k: round(v, 1) for k, v in timings.items()},
-        "resumed": resume, "steps_this_run": len(history),
-        "loss_first": history[0].loss if history else None, "loss_last": history[-1].loss if history else None}
+        "resumed": resume, "steps_this_run": len(history) + len(copy_history),
+        "loss_first": history[0].loss if history else None, "loss_last": history[-1].loss if history else None,
+        "copy_loss_last": copy_history[-1].loss if copy_history else None,
+        "stage_seconds": stage_seconds(config), "training_seconds": round(sum(stage_seconds(config).values()), 1)}
     model_dir = export_model(config, final, summary)
     summary.update(model=str(model_dir),
                    model_bytes=sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()))
@@ -196,4 +275,5 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
 
 
 __all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SIZE", "TASKS", "build_trainer", "collect_experts",
-           "export_model", "processor_for", "run_pipeline", "synthesize_cot"]
+           "export_model", "processor_for", "run_pipeline", "sft_config", "stage_seconds", "synthesize_cot",
+           "train_stage"]

@@ -166,9 +166,10 @@ def run_miniwob_tiny(args: argparse.Namespace) -> int:
     config = MiniWoBTinyConfig(out=str(args.out), seed=args.seed, progress=not args.no_progress,
                                **{k: v for k, v in given.items() if v is not None})
     summary = run_pipeline(config)
-    print(f"miniwob-tiny: trained in {summary['timings']['train_s']:.0f} s (collect "
-          f"{summary['timings']['collect_s']:.0f} s, cot {summary['timings']['cot_s']:.0f} s); loss "
-          f"{summary['loss_first']} → {summary['loss_last']}; model {summary['model']} "
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_seconds"].items())
+    print(f"miniwob-tiny: training {summary['training_seconds']:.0f} s ({stages}); this run: collect "
+          f"{summary['timings']['collect_s']:.0f} s, cot {summary['timings']['cot_s']:.0f} s, "
+          f"{summary['steps_this_run']} steps; model {summary['model']} "
           f"({summary['model_bytes'] / 1e6:.1f} MB)", flush=True)
     return 0
 

@@ -103,9 +103,16 @@ class Suite:
         return DEFAULT_ENV[self.kind]
 
 
+def _is_path(spec: str) -> bool:
+    try:
+        return Path(spec).exists()
+    except OSError:  # e.g. a long task list is not a valid file name
+        return False
+
+
 def _split_filter(spec: str) -> tuple[str, tuple[str, ...]]:
     """``NAME:a,b`` -> (``NAME``, (a, b)); a spec that exists as a path is never split."""
-    if Path(spec).exists() or ":" not in spec:
+    if ":" not in spec or _is_path(spec):
         return spec, ()
     head, _, tail = spec.rpartition(":")
     return head, tuple(t.strip() for t in tail.split(",") if t.strip())

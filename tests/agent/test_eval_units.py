@@ -35,6 +35,15 @@ def test_miniwob_specs_use_held_out_seeds_and_deterministic_ids() -> None:
 
 
 @pytest.mark.skipif(not OSWORLD.is_dir(), reason="needs the OSWorld task files in /work/shared/osworld")
+def test_a_task_list_longer_than_a_file_name_is_still_a_filter() -> None:
+    from envs.miniwob.experts import EXPERTS
+
+    spec = "miniwob:" + ",".join(sorted(EXPERTS))
+    assert len(spec) > 255  # longer than a file name may be
+    suite = resolve_suite(spec)
+    assert sorted(i.task_id for i in suite.items) == sorted(EXPERTS)
+
+
 def test_osworld_index_dir_file_and_filter() -> None:
     small = resolve_suite(str(OSWORLD / "test_small.json"))
     assert len(small.items) == 39 and small.kind == "osworld" and small.default_env == "desktop"

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[MiniWoBTinyConfig, dict]:
     out = tmp_path_factory.mktemp("mwt") / "run"
     config = MiniWoBTinyConfig(out=str(out), tasks=("click-test", "enter-text"), episodes=2, workers=1,
-                               model="tiny", max_patches=192, steps=4, batch_size=4, max_len=512,
-                               save_every=2, progress=False)
+                               model="tiny", steps=4, batch_size=4, max_len=512, grounding_pool=6, ramp=0.5,
+                               copy_steps=2, save_every=2, progress=False)
     return config, run_pipeline(config)
 
 
@@ -31,13 +31,16 @@ def test_every_part_leaves_its_output(pipeline: tuple[MiniWoBTinyConfig, dict]) 
     assert cot["episodes"] == 4 and cot["train"] >= 4
     metrics = [json.loads(line) for line in (root / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    copy = [json.loads(line) for line in (root / "train-copy" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in copy] == [1, 2] and copy[0]["weights"]["copy-variants"] > 0
     assert (root / "train" / "loss_curve.png").is_file()
     model = root / "model"
     assert json.loads((model / "agent.json").read_text()) == AGENT_SETTINGS
     info = json.loads((model / "training.json").read_text())
     assert info["tasks"] == ["click-test", "enter-text"] and info["config"]["steps"] == 4
-    assert summary["steps_this_run"] == 4 and summary["model_bytes"] > 1e5
-    assert json.loads((model / "processor_config.json").read_text())["image_processor"]["max_patches"] == 192
+    assert summary["steps_this_run"] == 6 and summary["model_bytes"] > 1e5
+    assert set(summary["stage_seconds"]) == {"sft", "copy"} and summary["training_seconds"] > 0
+    assert json.loads((model / "preprocessor_config.json").read_text())["max_patches"] == 192
 
 
 def test_training_moved_the_weights_and_the_model_loads_as_a_policy(pipeline: tuple[MiniWoBTinyConfig, dict]) -> None:
@@ -59,6 +62,7 @@ def test_a_second_run_resumes_instead_of_starting_over(pipeline: tuple[MiniWoBTi
     again = run_pipeline(config)
     assert again["resumed"] and again["steps_this_run"] == 0
     assert again["loss_last"] is None and Path(again["model"]).is_dir()
+    assert again["stage_seconds"] == first["stage_seconds"]  # the finished stages' own wall times
 
 
 def test_demo_runs_the_model_beside_the_random_baseline(pipeline: tuple[MiniWoBTinyConfig, dict],
@@ -85,3 +89,5 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
         MiniWoBTinyConfig(out=str(tmp_path), model="huge")
     with pytest.raises(ValueError, match="grounding_weight"):
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=1.0)
+    with pytest.raises(ValueError, match="ramp needs synthetic"):
+        MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.0, ramp=0.2)
