@@ -46,14 +46,14 @@ def test_miniwob_list_prints_every_task(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_demo_rejects_tasks_without_expert(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["demo", "--tasks", "book-flight", "--out", str(tmp_path)]) == 2
+    assert main(["demo", "--experts", "--tasks", "book-flight", "--out", str(tmp_path)]) == 2
     assert "no scripted expert" in capsys.readouterr().out
 
 
 @pytest.mark.integration
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs /usr/bin/chromium")
 def test_demo_runs_experts_and_writes_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main(["demo", "--tasks", "click-test", "enter-text", "--seeds", "2", "--out", str(tmp_path)])
+    code = main(["demo", "--experts", "--tasks", "click-test", "enter-text", "--seeds", "2", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "click-test" in out and "ALL" in out
