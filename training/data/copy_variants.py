@@ -15,6 +15,7 @@ What this module does not do: pick which runs to read (``training.data.sft``), p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import re
 import string
@@ -22,14 +23,10 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from agent.formats import get_format
-from agent.messages import build_messages
-from agent.policy import HistoryStep, PolicyInput
 from envs.actions import Action, TypeText
-from envs.observation import Observation
 from model.processing import Processor
 from trajectories import Episode, Step
-from training.data.sft import Sample, SFTConfig, encode_target_turn, image_frame, image_part, run_episodes
+from training.data.sft import EpisodeRewrite, Sample, SFTConfig, episode_samples, run_episodes
 
 _QUOTED = re.compile(r'"([^"\\]+)"')
 
@@ -72,33 +69,30 @@ def _seed(seed: int, episode_id: str, variant: int) -> int:
 
 def episode_copy_variants(episode: Episode, processor: Processor, config: SFTConfig = SFTConfig(),
                           variants: int = 4, seed: int = 0) -> Iterator[Sample]:
-    """``variants`` re-written samples per step of ``episode`` that types a quoted phrase."""
+    """``variants`` re-written samples per step of ``episode`` that types a quoted phrase.
+
+    Built by ``episode_samples`` (the same layout as every SFT sample) with an ``EpisodeRewrite``;
+    thoughts are left out, since the recorded ones name the old phrases.
+    """
     phrases = quoted_phrases(episode.meta.instruction)
     if not phrases or variants <= 0:
         return
-    fmt = get_format(config.output_format)
-    steps = [(s, s.parsed_action()) for s in episode.steps if s.screenshot is not None]
-    typing = {s.index for s, a in steps if isinstance(a, TypeText) and rewrite_typed(a.text, {p: p for p in phrases})}
+    typing = {s.index for s in episode.steps if s.screenshot is not None and _types_a_phrase(s, phrases)}
     if not typing:
         return
+    plain = dataclasses.replace(config, include_thoughts=False)
     for v in range(variants):
         rng = random.Random(_seed(seed, episode.meta.episode_id, v))
         mapping = {p: random_phrase(p, rng) for p in phrases}
-        instruction = _rewrite_instruction(episode.meta.instruction, mapping)
-        history: list[HistoryStep] = []
-        for step, action in steps:
-            shot = episode.frame(step)
-            frame = image_frame(processor, shot)
-            action = _rewritten(action, mapping)
-            reply = fmt.format([action], frame, None) if action is not None else step.raw_text
-            if step.error is not None and action is not None:
-                reply = f"{reply}\n[environment: {step.error}]"
-            if step.index in typing and step.error is None and _trainable(step):
-                inp = PolicyInput(instruction, Observation(shot, instruction), tuple(history), step_index=step.index)
-                messages = build_messages(inp, fmt.system_prompt(frame), config.history_images, image_part)
-                messages.append({"role": "assistant", "content": reply})
-                yield encode_target_turn(processor, messages, f"{episode.meta.episode_id}:{step.index}:copy{v}")
-            history.append(HistoryStep(reply, shot, None, action))
+        rewrite = EpisodeRewrite(instruction=_rewrite_instruction(episode.meta.instruction, mapping),
+                                 action=functools.partial(_rewritten, mapping=mapping),
+                                 is_target=lambda step: step.index in typing, id_suffix=f":copy{v}")
+        yield from episode_samples(episode, processor, plain, rewrite=rewrite)
+
+
+def _types_a_phrase(step: Step, phrases: Sequence[str]) -> bool:
+    action = step.parsed_action()
+    return isinstance(action, TypeText) and rewrite_typed(action.text, {p: p for p in phrases}) is not None
 
 
 def _rewritten(action: Action | None, mapping: Mapping[str, str]) -> Action | None:
@@ -107,11 +101,6 @@ def _rewritten(action: Action | None, mapping: Mapping[str, str]) -> Action | No
         if text is not None:
             return dataclasses.replace(action, text=text)
     return action
-
-
-def _trainable(step: Step) -> bool:
-    cot = step.extra.get("cot")
-    return bool(cot.get("train", True)) if isinstance(cot, dict) else True
 
 
 def copy_variant_samples(runs: Path | str | Sequence[Path | str], processor: Processor | None = None,

@@ -32,6 +32,7 @@ import torch
 from agent.formats import ModelFrame, get_format
 from agent.messages import build_messages
 from agent.policy import HistoryStep, PolicyInput
+from envs.actions import Action
 from envs.observation import Observation
 from model.processing import Processor
 from model.processing.processor import IGNORE_INDEX
@@ -119,23 +120,43 @@ def short_thought(episode: Episode, step: Step, frame: ModelFrame) -> str | None
     return step.thought
 
 
-def step_text(step: Step, frame: ModelFrame, thought: str | None, output_format: str = "native") -> str | None:
+def step_text(step: Step, frame: ModelFrame, thought: str | None, output_format: str = "native",
+              action: Action | None = None) -> str | None:
     """The native reply for a recorded step, or None when it has no action (unparseable reply).
 
-    An environment error on the step is appended as the agent loop does in its history.
+    ``action`` replaces the recorded one (a re-written episode, see ``EpisodeRewrite``). An
+    environment error on the step is appended as the agent loop does in its history.
     """
-    action = step.parsed_action()
+    action = action if action is not None else step.parsed_action()
     if action is None:
         return None
     text = get_format(output_format).format([action], frame, thought)
     return f"{text}\n[environment: {step.error}]" if step.error else text
 
 
+def step_trainable(step: Step) -> bool:
+    """False for steps the CoT filter marked untrainable (inconsistent or incorrect): history only."""
+    cot = step.extra.get("cot")
+    return bool(cot.get("train", True)) if isinstance(cot, dict) else True
+
+
+@dataclass(frozen=True)
+class EpisodeRewrite:
+    """A re-written view of an episode (``training.data.copy_variants``): another instruction,
+    recorded actions mapped through ``action``, targets only where ``is_target``, ids suffixed."""
+
+    instruction: str
+    action: Callable[[Action | None], Action | None]
+    is_target: Callable[[Step], bool]
+    id_suffix: str
+
+
 def episode_samples(episode: Episode, processor: Processor, config: SFTConfig = SFTConfig(),
-                    thought_of: ThoughtFn = short_thought) -> Iterator[Sample]:
+                    thought_of: ThoughtFn = short_thought, rewrite: EpisodeRewrite | None = None) -> Iterator[Sample]:
     """SFT samples of one episode: one per step that has a screenshot and a valid action."""
     history: list[HistoryStep] = []
     targets = 0
+    instruction = rewrite.instruction if rewrite is not None else episode.meta.instruction
     for step in episode.steps:
         if config.max_steps_per_episode is not None and targets >= config.max_steps_per_episode:
             return
@@ -144,20 +165,18 @@ def episode_samples(episode: Episode, processor: Processor, config: SFTConfig = 
         shot = episode.frame(step)
         frame = image_frame(processor, shot)
         thought = thought_of(episode, step, frame) if config.include_thoughts else None
-        reply = step_text(step, frame, thought, config.output_format)
-        # Steps the CoT filter marked untrainable (inconsistent or incorrect) stay in the history only.
-        cot = step.extra.get("cot")
-        trainable = cot.get("train", True) if isinstance(cot, dict) else True
-        if reply is not None and step.error is None and trainable:
-            inp = PolicyInput(episode.meta.instruction, Observation(shot, episode.meta.instruction),
-                              tuple(history), step_index=step.index)
+        action = step.parsed_action() if rewrite is None else rewrite.action(step.parsed_action())
+        reply = step_text(step, frame, thought, config.output_format, action)
+        target = rewrite is None or rewrite.is_target(step)
+        if reply is not None and step.error is None and step_trainable(step) and target:
+            inp = PolicyInput(instruction, Observation(shot, instruction), tuple(history), step_index=step.index)
             system = get_format(config.output_format).system_prompt(frame)
             messages = build_messages(inp, system, config.history_images, image_part)
             messages.append({"role": "assistant", "content": reply})
-            yield encode_target_turn(processor, messages, f"{episode.meta.episode_id}:{step.index}")
+            suffix = rewrite.id_suffix if rewrite is not None else ""
+            yield encode_target_turn(processor, messages, f"{episode.meta.episode_id}:{step.index}{suffix}")
             targets += 1
-        history.append(HistoryStep(reply if reply is not None else step.raw_text, shot, step.thought,
-                                   step.parsed_action()))
+        history.append(HistoryStep(reply if reply is not None else step.raw_text, shot, step.thought, action))
 
 
 def run_episodes(runs: Path | str | Sequence[Path | str], config: SFTConfig = SFTConfig()) -> Iterator[Episode]:
@@ -186,5 +205,6 @@ def trajectory_samples(runs: Path | str | Sequence[Path | str], processor: Proce
         yield from episode_samples(episode, processor, config, thought_of)
 
 
-__all__ = ["SFTConfig", "Sample", "ThoughtFn", "TrajectoryDataError", "encode_target_turn", "episode_samples",
-           "image_frame", "image_part", "run_episodes", "short_thought", "step_text", "trajectory_samples"]
+__all__ = ["EpisodeRewrite", "SFTConfig", "Sample", "ThoughtFn", "TrajectoryDataError", "encode_target_turn",
+           "episode_samples", "image_frame", "image_part", "run_episodes", "short_thought", "step_text",
+           "step_trainable", "trajectory_samples"]
