@@ -5,31 +5,18 @@ Only the shape of the results is checked: tests never assert timings.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
 from envs.actions import Click, Move
+from tests.benchmarks import load_benchmark
 from tests.envs.conftest import require_x_tools
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "step_overhead.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("step_overhead", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_random_actions_are_seeded_and_on_screen():
-    bench = _load_bench()
+    bench = load_benchmark("step_overhead")
     a = bench.random_actions(20, (320, 240), seed=3)
     assert a == bench.random_actions(20, (320, 240), seed=3)
     assert [type(x) for x in a[:2]] == [Move, Click]
@@ -39,7 +26,7 @@ def test_random_actions_are_seeded_and_on_screen():
 @pytest.mark.integration
 def test_benchmark_runs_and_writes_json(tmp_path, capsys):
     require_x_tools("Xvfb")
-    bench = _load_bench()
+    bench = load_benchmark("step_overhead")
     out = tmp_path / "bench.json"
     assert bench.main(["--steps", "3", "--warmup", "1", "--size", "320x240", "--no-browser", "--out", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -5,30 +5,17 @@ Only the shape of the results and the size matching are checked: tests never ass
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import torch
 
 from model.config import tiny
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "decode_speed.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("decode_speed", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_benchmark
 
 
 def test_qwen_config_matches_the_preset_lm_shape():
-    bench = _load_bench()
+    bench = load_benchmark("decode_speed")
     cfg = tiny()
     qcfg = bench.qwen_config(cfg, intermediate_size=100)
     t = qcfg.text_config
@@ -42,7 +29,7 @@ def test_qwen_config_matches_the_preset_lm_shape():
 
 
 def test_solved_ffn_width_matches_the_parameter_target():
-    bench = _load_bench()
+    bench = load_benchmark("decode_speed")
     cfg = tiny()
     target = 500_000
     width = bench.solve_ffn_width(cfg, target)
@@ -53,7 +40,7 @@ def test_solved_ffn_width_matches_the_parameter_target():
 
 
 def test_benchmark_runs_and_writes_json(tmp_path):
-    bench = _load_bench()
+    bench = load_benchmark("decode_speed")
     out = tmp_path / "decode.json"
     assert bench.main(["--preset", "tiny", "--max-patches", "64", "--text-tokens", "8",
                        "--new-tokens", "8", "--repeats", "1", "--out", str(out)]) == 0
