@@ -43,6 +43,7 @@ from typing import Any
 
 from agent.collect import CollectConfig, collect
 from agent.teachers import ExpertRationaleTeacher, NativeSyntax
+from envs.miniwob.experts import EXPERTS
 from model.config import PRESETS
 from model.processing import Processor
 from model.processing.image_processor import ImageProcessorConfig
@@ -58,11 +59,7 @@ from training.trainer import ScheduleConfig, Trainer, TrainerConfig
 from trajectories.cot import CoTConfig, synthesize_run
 
 #: The tasks the shipped model is trained on (all MiniWoB tasks with an expert).
-TASKS: tuple[str, ...] = (
-    "choose-list", "click-button", "click-button-sequence", "click-checkboxes", "click-collapsible",
-    "click-dialog", "click-link", "click-option", "click-tab", "click-test", "click-test-2", "click-widget",
-    "enter-password", "enter-text", "enter-text-2", "focus-text", "focus-text-2", "login-user", "use-autocomplete",
-)
+TASKS: tuple[str, ...] = tuple(sorted(EXPERTS))
 #: How the agent runs the model (written to ``agent.json``; see ``agent.factory.agent_settings``).
 AGENT_SETTINGS = {"output_format": "native-compact", "history_images": 0, "max_tokens": 48}
 #: MiniWoB screens at the env's default scale 2.
@@ -265,8 +262,9 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
         "config": dataclasses.asdict(config), "timings": {k: round(v, 1) for k, v in timings.items()},
         "resumed": resume, "steps_this_run": len(history) + len(copy_history),
         "loss_first": history[0].loss if history else None, "loss_last": history[-1].loss if history else None,
-        "copy_loss_last": copy_history[-1].loss if copy_history else None,
-        "stage_seconds": stage_seconds(config), "training_seconds": round(sum(stage_seconds(config).values()), 1)}
+        "copy_loss_last": copy_history[-1].loss if copy_history else None}
+    seconds = stage_seconds(config)
+    summary.update(stage_seconds=seconds, training_seconds=round(sum(seconds.values()), 1))
     model_dir = export_model(config, final, summary)
     summary.update(model=str(model_dir),
                    model_bytes=sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()))

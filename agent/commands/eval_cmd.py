@@ -32,12 +32,12 @@ def _run(args: argparse.Namespace) -> int:
         b = run.report["baseline"]
         console.print(f"baseline {b['policy']}: success {b['summary']['successes']}/{b['summary']['evaluated']} = "
                       f"{pct(b['summary']['success_rate'])} ({b['run']})")
-        console.print(_baseline_table(run.report))
+        console.print(baseline_table(run.report))
     console.print("report: " + ", ".join(str(p) for p in run.report_paths))
     return 0
 
 
-def _baseline_table(report: dict[str, Any]) -> Any:
+def baseline_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     from agent.eval.report import baseline_rows

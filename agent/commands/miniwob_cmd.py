@@ -70,7 +70,7 @@ def _trained_tasks(model: Path) -> list[str]:
 
 
 def _model_demo(args: argparse.Namespace) -> int:
-    from agent.commands.eval_cmd import _baseline_table
+    from agent.commands.eval_cmd import baseline_table
     from agent.eval.runner import EvalConfig, run_eval
     from model.zoo import model_dir
 
@@ -87,7 +87,7 @@ def _model_demo(args: argparse.Namespace) -> int:
     run = run_eval(config, progress=True)
     s = run.report["summary"]
     if "baseline" in run.report:
-        console.print(_baseline_table(run.report))
+        console.print(baseline_table(run.report))
     console.print(f"success {s['successes']}/{s['evaluated']} = {s['success_rate']:.1%} in {run.wall_s:.1f} s")
     console.print("report: " + ", ".join(str(p) for p in run.report_paths))
     return 0
