@@ -198,11 +198,10 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
         """Logits ``[B, T', V]`` (T' = logits_to_keep or T), loss if ``labels``, the cache."""
         if kwargs:
             raise TypeError(f"unexpected forward arguments {sorted(kwargs)}")
-        embeds_BTD = self.build_inputs_embeds(input_ids, pixel_values, image_grid_hws,
-                                              image_embeds)
         if cache is None and use_cache:
             cache = self.new_cache()
-        hidden_BTD = self.language_model(embeds_BTD, attention_mask, position_ids, cache)
+        hidden_BTD = self.hidden_states(input_ids, attention_mask, position_ids, pixel_values,
+                                        image_grid_hws, image_embeds, cache)
         if logits_to_keep:
             hidden_BTD = hidden_BTD[:, -logits_to_keep:]
         logits_BTV = self.language_model.lm_head(hidden_BTD)
@@ -214,6 +213,20 @@ class PixelPilotVLForConditionalGeneration(PreTrainedModel):
         # ``cache`` is our KVCache (transformers' Cache classes are not used by this model).
         return CausalLMOutputWithPast(loss=loss, logits=logits_BTV,
                                       cache=cache)  # type: ignore[arg-type]
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                      position_ids: torch.Tensor | None = None,
+                      pixel_values: torch.Tensor | None = None,
+                      image_grid_hws: torch.Tensor | None = None,
+                      image_embeds: torch.Tensor | None = None,
+                      cache: KVCache | None = None) -> torch.Tensor:
+        """The decoder's final hidden states ``[B, T, D]`` (before ``lm_head``); see ``forward``.
+
+        Trainers that need logits at a few positions only project those (``training.stages``).
+        """
+        embeds_BTD = self.build_inputs_embeds(input_ids, pixel_values, image_grid_hws,
+                                              image_embeds)
+        return self.language_model(embeds_BTD, attention_mask, position_ids, cache)
 
     def moe_layers(self) -> list[MoE]:
         """The decoder's MoE FFNs (for ``update_routing_biases`` and load statistics)."""

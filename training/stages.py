@@ -94,9 +94,9 @@ class LMModule(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, int]:
         """(sum of CE over loss tokens, count)."""
-        embeds_BTD = self.vlm.build_inputs_embeds(batch["input_ids"], batch.get("pixel_values"),
-                                                  batch.get("image_grid_hws"), None)
-        hidden_BTD = self.vlm.language_model(embeds_BTD, batch["attention_mask"], None, None)
+        hidden_BTD = self.vlm.hidden_states(batch["input_ids"], batch["attention_mask"],
+                                            pixel_values=batch.get("pixel_values"),
+                                            image_grid_hws=batch.get("image_grid_hws"))
         labels = mask_segment_starts(batch["labels"], batch["attention_mask"])
         # The vocabulary projection and softmax only where a label is (the same sum as
         # token_cross_entropy over all logits; SFT rows label ~10 % of their tokens).
