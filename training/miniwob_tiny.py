@@ -33,6 +33,7 @@ What this module does not do: evaluation (``pixelpilot eval``), the demo (``agen
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import time
@@ -50,7 +51,7 @@ from model.processing.image_processor import ImageProcessorConfig
 from training.data.copy_variants import copy_variant_samples
 from training.data.gui_samples import grounding_samples
 from training.data.packing import collate_packed
-from training.data.sft import SFTConfig, trajectory_samples
+from training.data.sft import Sample, SFTConfig, trajectory_samples
 from training.mixture import DataMix, MixtureStream
 from training.optim import OptimConfig
 from training.run import load_model
@@ -145,7 +146,37 @@ def sft_config(config: MiniWoBTinyConfig) -> SFTConfig:
                      shuffle_seed=config.seed)
 
 
-def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft") -> Trainer:
+class StageData:
+    """The samples the stages draw from, decoded / rendered once per process and kept in memory
+    (~7 ms a trajectory sample to decode, ~16 ms a synthetic one to render; ~0.5 MB a sample at
+    192 patches): when both stages run in one process, the second reuses the first's."""
+
+    def __init__(self, config: MiniWoBTinyConfig, cot_run: Path) -> None:
+        self.config, self.cot_run = config, cot_run
+        self.processor = processor_for(config)
+        self.sft = sft_config(config)
+        self._rendered: list[Sample] = []
+        self._renderer = grounding_samples(None, self.processor, seed=config.seed, thought=False,
+                                           output_format=str(AGENT_SETTINGS["output_format"]), solo=config.solo,
+                                           style="miniwob", size=SCREEN_SIZE)
+
+    @functools.cached_property
+    def trajectories(self) -> list[Sample]:
+        return list(trajectory_samples(self.cot_run, self.processor, self.sft))
+
+    @functools.cached_property
+    def copies(self) -> list[Sample]:
+        return list(copy_variant_samples(self.cot_run, self.processor, self.sft, self.config.copy_variants,
+                                         self.config.seed))
+
+    def grounding(self, n: int) -> list[Sample]:
+        """The first ``n`` synthetic samples of the run's seed (rendered on first need)."""
+        self._rendered.extend(islice(self._renderer, max(0, n - len(self._rendered))))
+        return self._rendered[:n]
+
+
+def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
+                  data: StageData | None = None) -> Trainer:
     """The trainer of part 3 (``stage="sft"``) or part 3b (``stage="copy"``).
 
     ``sft``: the joint stage from a fresh model over CoT trajectories + synthetic grounding.
@@ -154,16 +185,11 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft") 
     """
     if stage not in ("sft", "copy"):
         raise ValueError(f"stage must be 'sft' or 'copy', got {stage!r}")
-    processor = processor_for(config)
-    fmt = str(AGENT_SETTINGS["output_format"])
-    sft = sft_config(config)
-    # Decoded / rendered once and kept in memory (~7 ms a trajectory sample to decode, ~16 ms a
-    # synthetic one to render; ~0.5 MB a sample at 192 patches).
-    trajectories = list(trajectory_samples(cot_run, processor, sft))
+    data = data or StageData(config, cot_run)
+    processor = data.processor
+    trajectories = data.trajectories
     pool = config.grounding_pool if stage == "sft" else max(1, config.grounding_pool // 4)  # short stage: less
-    grounding = list(islice(grounding_samples(None, processor, seed=config.seed, thought=False,
-                                              output_format=fmt, solo=config.solo, style="miniwob",
-                                              size=SCREEN_SIZE), pool if config.grounding_weight else 0))
+    grounding = data.grounding(pool if config.grounding_weight else 0)
     sources: dict[str, Any] = {"trajectories": lambda: iter(trajectories),
                                "synthetic-grounding": lambda: iter(grounding)}
     if stage == "sft":
@@ -174,7 +200,7 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft") 
                       ramped=("trajectories",) if config.ramp > 0 else (), ramp_start=0.0, ramp_end=config.ramp)
         steps, lr, warmup, out, model = config.steps, config.lr, config.warmup_steps, "train", config.model
     else:
-        copies = list(copy_variant_samples(cot_run, processor, sft, config.copy_variants, config.seed))
+        copies = data.copies
         sources["copy-variants"] = lambda: iter(copies)
         rest = 1.0 - config.copy_weight
         weights = (("trajectories", rest * (1.0 - config.grounding_weight)), ("copy-variants", config.copy_weight),
@@ -198,7 +224,8 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft") 
                    run_config=run_config, processor=processor)
 
 
-def train_stage(config: MiniWoBTinyConfig, cot_run: Path, stage: str) -> tuple[Path, list[Any], bool]:
+def train_stage(config: MiniWoBTinyConfig, cot_run: Path, stage: str,
+                data: StageData | None = None) -> tuple[Path, list[Any], bool]:
     """Run (or resume, or skip when finished) one stage; returns (its final dir, history, resumed).
 
     A finished stage leaves ``DONE`` (JSON: wall seconds of the run that finished it, steps).
@@ -208,7 +235,7 @@ def train_stage(config: MiniWoBTinyConfig, cot_run: Path, stage: str) -> tuple[P
     if (final / "config.json").is_file() and (out / "DONE").is_file():
         return final, [], True
     t0 = time.perf_counter()
-    trainer = build_trainer(config, cot_run, stage)
+    trainer = build_trainer(config, cot_run, stage, data)
     resume = any((out / "checkpoints").glob("step-*"))
     history = trainer.train(resume=resume)
     done = {"seconds": round(time.perf_counter() - t0, 1), "steps": trainer.config.max_steps, "resumed": resume}
@@ -251,12 +278,13 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
     cot_run = synthesize_cot(config, experts)
     timings["cot_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    final, history, resume = train_stage(config, cot_run, "sft")
+    data = StageData(config, cot_run)  # nothing is decoded until a stage that runs asks for it
+    final, history, resume = train_stage(config, cot_run, "sft", data)
     timings["train_s"] = time.perf_counter() - t0
     copy_history: list[Any] = []
     if config.copy_steps:
         t0 = time.perf_counter()
-        final, copy_history, _ = train_stage(config, cot_run, "copy")
+        final, copy_history, _ = train_stage(config, cot_run, "copy", data)
         timings["train_copy_s"] = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(config), "timings": {k: round(v, 1) for k, v in timings.items()},
@@ -272,6 +300,6 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SIZE", "TASKS", "build_trainer", "collect_experts",
+__all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SIZE", "StageData", "TASKS", "build_trainer", "collect_experts",
            "export_model", "processor_for", "run_pipeline", "sft_config", "stage_seconds", "synthesize_cot",
            "train_stage"]
