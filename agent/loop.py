@@ -205,10 +205,11 @@ class _Episode:
         if self.on_step is not None:
             self.on_step(step)
         note = out.step_error if out.step_error else None
+        # The model's own context keeps what it typed, secrets included: it wrote them itself, from
+        # what it was told, so hiding them hides nothing from it, and a form that asks for the same
+        # password twice (sign-up, "enter it into both fields") needs them. Only the record is redacted.
         history_text = _history_text(decision, self.policy.output_format, frame, note)
-        if recorded is not action and isinstance(action, TypeText):
-            history_text = history_text.replace(action.text, REDACTED)
-        self.history.append(HistoryStep(history_text, obs_before.screenshot, thought, recorded))
+        self.history.append(HistoryStep(history_text, obs_before.screenshot, decision.thought, action))
         self.index += 1
 
     def run(self, instruction: str, obs: Any) -> None:
