@@ -15,7 +15,8 @@ from model.special_tokens import EOS_TOKEN_ID
 from training.data import DATA_SOURCES, DataSpecError, resolve
 from training.data.gui_samples import caption_sample, grounding_sample
 from training.data.sft import image_frame
-from training.data.synthetic import FRAMED_KINDS, SCENES, WIDGET_KINDS, layout, render
+from training.data.synthetic import (BUTTONS, CHECKS, FIELDS, FRAMED_KINDS, ITEMS, SCENES, TABS, WIDGET_KINDS, layout,
+                                     random_word, render)
 from training.data.text import corpus_documents, long_text_samples, text_samples
 
 
@@ -67,6 +68,50 @@ def test_grounding_targets_click_inside_the_widget(processor: Processor, kw: dic
         x0, y0, x1, y1 = sample["target_box"]
         assert isinstance(click, Click) and x0 <= click.x < x1 and y0 <= click.y < y1
         assert sample["instruction"] in processor.decode(sample["input_ids"])
+
+
+def test_random_labels_replace_the_word_pools_and_keep_the_geometry_rules() -> None:
+    pools = set(BUTTONS) | set(FIELDS) | set(CHECKS) | set(TABS) | set(ITEMS)
+    picked = {"button", "text_field", "checkbox", "tab", "list_item"}
+    screens = [layout(s, style="miniwob", size=(320, 420), scale=2, random_labels=1.0) for s in range(30)]
+    labels = [w.label for s in screens for w in s.widgets if w.kind in picked and w.where != 'the "Confirm" dialog']
+    made_up = [lab for lab in labels if lab not in pools]
+    assert len(made_up) > 0.9 * len(labels) > 50  # the dialogs' fixed buttons ("OK", "Cancel") stay
+    assert any(lab.isupper() for lab in made_up) and any(any(c.isdigit() for c in lab) for lab in made_up)
+    assert layout(5, random_labels=1.0) == layout(5, random_labels=1.0)
+    assert layout(5) == layout(5, random_labels=0.0)  # off by default: earlier data is unchanged
+    mixed = [layout(s, random_labels=0.5) for s in range(40)]
+    share = sum(any(w.label not in pools for w in s.widgets if w.kind in picked) for s in mixed) / len(mixed)
+    assert 0.2 < share < 0.8
+    for seed in range(10):  # pixels still lie in the boxes, with labels of any length
+        screen = screens[seed]
+        boxes = [w.box for w in screen.widgets]
+        assert all(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+                   for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_random_words_have_every_shape() -> None:
+    import random
+
+    rng = random.Random(0)
+    words = [random_word(rng) for _ in range(400)]
+    assert all(2 <= len(w) <= 9 and w.isalnum() for w in words)
+    assert {w.islower() for w in words} == {True, False}
+    assert any(w[0].isupper() and w[1:].islower() for w in words) and any(w.isupper() for w in words)
+
+
+def test_scale_sets_the_text_size_of_a_given_screen_size() -> None:
+    small = [layout(s, style="miniwob", size=(320, 420), scale=1).font_px for s in range(20)]
+    large = [layout(s, style="miniwob", size=(320, 420), scale=2).font_px for s in range(20)]
+    assert max(small) <= 12 and min(large) >= 20
+    assert layout(3, style="miniwob", size=(320, 420)) in (layout(3, style="miniwob", size=(320, 420), scale=k)
+                                                          for k in (1, 2))
+    with pytest.raises(ValueError, match="scale"):
+        layout(0, style="desktop", scale=2)
+    with pytest.raises(ValueError, match="scale"):
+        layout(0, scale=3)
+    with pytest.raises(ValueError, match="random_labels"):
+        layout(0, random_labels=1.5)
 
 
 def test_caption_samples_have_chat_and_vit_forms(processor: Processor) -> None:

@@ -17,6 +17,7 @@ about tokens or training samples (see ``training.data.gui_samples``).
 from __future__ import annotations
 
 import random
+import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -162,8 +163,31 @@ class _Builder:
     def text_w(self, text: str) -> int:
         return int(np.ceil(self.font.getlength(text)))
 
+    random_labels: bool = False
+
     def pick(self, pool: tuple[str, ...], k: int) -> list[str]:
-        return self.rng.sample(pool, min(k, len(pool)))
+        """``k`` distinct labels: from ``pool``, or made-up words when the screen has random labels."""
+        if not self.random_labels:
+            return self.rng.sample(pool, min(k, len(pool)))
+        words: list[str] = []
+        while len(words) < k:
+            word = random_word(self.rng)
+            if word not in words:
+                words.append(word)
+        return words
+
+
+def random_word(rng: random.Random) -> str:
+    """A made-up label shaped like MiniWoB's: a lower-case word, a capitalised one, an upper-case
+    one, or a letters-and-digits code (``peh7J``) — text that can only be found by reading it."""
+    shape = rng.randrange(4)
+    if shape == 0:
+        return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9)))
+    if shape == 1:
+        return rng.choice(string.ascii_uppercase) + "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 8)))
+    if shape == 2:
+        return "".join(rng.choices(string.ascii_uppercase, k=rng.randint(2, 5)))
+    return "".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(3, 6)))
 
 
 def _fits(box: Box, area: Box) -> bool:
@@ -325,19 +349,32 @@ def _dialog(b: _Builder, size: tuple[int, int], body: Box) -> None:
 
 
 def layout(seed: int, *, style: str | None = None, scene: str | None = None,
-           size: tuple[int, int] | None = None) -> Screen:
-    """A random screen, deterministic from ``seed`` (style/scene/size fixed if given)."""
+           size: tuple[int, int] | None = None, scale: int | None = None, random_labels: float = 0.0) -> Screen:
+    """A random screen, deterministic from ``seed`` (style/scene/size/scale fixed if given).
+
+    ``scale`` (device pixels per CSS pixel, miniwob style only: 1 or 2, else drawn) sets font and
+    spacing sizes; give it with ``size`` when screens must look like one env's screenshots (MiniWoB
+    at scale 2 is 320×420 with 20–24 px text). ``random_labels`` is the probability that the
+    screen's buttons, fields, checkboxes, tabs and list rows carry made-up words (``random_word``)
+    instead of the fixed English pools, so that finding them takes reading, not recall.
+    """
     rng = random.Random(seed)
     style = style or rng.choice(STYLES)
     if style not in STYLES or (scene is not None and scene not in SCENES):
         raise ValueError(f"style must be one of {STYLES} and scene one of {SCENES}, got {style!r}, {scene!r}")
+    if scale not in (None, 1, 2) or (scale == 2 and style != "miniwob"):
+        raise ValueError(f"scale must be 1, or 2 for the miniwob style, got {scale!r} for {style!r}")
+    if not 0 <= random_labels <= 1:
+        raise ValueError(f"random_labels is a probability in [0, 1], got {random_labels}")
     scene = scene or rng.choice(SCENES)
-    scale = rng.choice((1, 2)) if style == "miniwob" else 1
+    drawn = rng.choice((1, 2)) if style == "miniwob" else 1
+    scale = scale or drawn
     if size is None:
         size = (160 * scale, 210 * scale) if style == "miniwob" else rng.choice(DESKTOP_SIZES)
     font_name = rng.choice(FONTS)
     font_px = (rng.randint(10, 12) if style == "miniwob" else rng.randint(11, 15)) * scale
     b = _Builder(rng, load_font(font_name, font_px), scale)
+    b.random_labels = random_labels > 0 and random.Random(seed ^ 0x5EED).random() < random_labels
     title = rng.choice(TITLES)
     body = _window(b, size, title, style)
     where = "the page" if style == "miniwob" else f'the "{title}" window'
@@ -431,5 +468,5 @@ def render(screen: Screen, omit: frozenset[int] | set[int] = frozenset()) -> np.
     return np.asarray(img)
 
 
-__all__ = ["Box", "DESKTOP_SIZES", "FRAMED_KINDS", "FONTS", "Panel", "SCENES", "STYLES", "Screen", "THEMES",
+__all__ = ["Box", "DESKTOP_SIZES", "FRAMED_KINDS", "FONTS", "Panel", "SCENES", "STYLES", "Screen", "THEMES", "random_word",
            "Theme", "WIDGET_KINDS", "Widget", "layout", "load_font", "render"]
