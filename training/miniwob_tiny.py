@@ -11,11 +11,12 @@ continues where it stopped when started again with the same flags):
    (``extra["cot"]["train"]``). Steps marked untrainable stay in the history only.
 3. **sft** (``DIR/train``): one joint stage (vision tower, projector and decoder all train)
    on the CoT run mixed with synthetic MiniWoB-style grounding screens
-   (``training.data.gui_samples``), packed rows, Muon + AdamW, cosine schedule, checkpoints
-   every ``save_every`` steps. The decoder starts from random weights (no pre-trained LM here),
+   (``training.data.gui_samples``, drawn at the env's scale; ``random_labels`` of them carry
+   made-up words, which only reading finds) and, at ``sft_copy_weight``, copy variants (3b),
+   packed rows, Muon + AdamW, cosine schedule, checkpoints every ``save_every`` steps. The decoder starts from random weights (no pre-trained LM here),
    so a frozen-decoder ``align`` stage would align to noise: all parts train from the first step.
 3b. **copy** (``DIR/train-copy``): a short second SFT stage from part 3's model at a lower LR
-   that adds *copy variants* (``training.data.copy_variants``): every recorded typing step
+   that gives a larger share to *copy variants* (``training.data.copy_variants``): every recorded typing step
    re-written with new random quoted phrases, so the model copies the text to type from the
    task instead of recalling the names it saw in training.
 4. **model** (``DIR/model``): the final weights, the processor and ``agent.json`` (the
@@ -63,8 +64,10 @@ from trajectories.cot import CoTConfig, synthesize_run
 TASKS: tuple[str, ...] = tuple(sorted(EXPERTS))
 #: How the agent runs the model (written to ``agent.json``; see ``agent.factory.agent_settings``).
 AGENT_SETTINGS = {"output_format": "native-compact", "history_images": 0, "max_tokens": 48}
-#: MiniWoB screens at the env's default scale 2.
+#: MiniWoB screens at the env's default scale 2 (synthetic screens are drawn at that scale too,
+#: so their text is as large as the env's).
 SCREEN_SIZE = (320, 420)
+SCREEN_SCALE = 2
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class MiniWoBTinyConfig:
     grounding_weight: float = 0.3  # share of synthetic grounding samples once the ramp is over
     grounding_pool: int = 8000  # synthetic samples rendered once and cycled (~16 ms each to render)
     solo: float = 0.5  # share of synthetic screens that show the target widget alone
+    random_labels: float = 0.5  # share of synthetic screens whose labels are made-up words (reading, not recall)
+    sft_copy_weight: float = 0.1  # copy variants' share in the first stage too (ramped in with the trajectories)
     ramp: float = 0.15  # trajectories ramp in from 0 over this fraction of the steps
     copy_steps: int = 1200  # second stage: typing steps re-written with new quoted phrases (0: skip)
     copy_variants: int = 4  # re-written samples per recorded typing step
@@ -110,6 +115,8 @@ class MiniWoBTinyConfig:
             raise ValueError("solo must lie in [0, 1], ramp in [0, 1) and grounding_pool be >= 1")
         if self.copy_steps < 0 or self.copy_variants < 1 or not 0 < self.copy_weight < 1 or self.copy_lr <= 0:
             raise ValueError("copy_steps must be >= 0, copy_variants >= 1, copy_weight in (0, 1), copy_lr > 0")
+        if not 0 <= self.random_labels <= 1 or not 0 <= self.sft_copy_weight < 1 - self.grounding_weight:
+            raise ValueError("random_labels must lie in [0, 1] and sft_copy_weight in [0, 1 - grounding_weight)")
         if self.ramp > 0 and self.grounding_weight == 0:
             raise ValueError("a ramp needs synthetic grounding to start from: set grounding_weight > 0 or ramp 0")
 
@@ -158,7 +165,8 @@ class StageData:
         self._rendered: list[Sample] = []
         self._renderer = grounding_samples(None, self.processor, seed=config.seed, thought=False,
                                            output_format=str(AGENT_SETTINGS["output_format"]), solo=config.solo,
-                                           style="miniwob", size=SCREEN_SIZE)
+                                           style="miniwob", size=SCREEN_SIZE, scale=SCREEN_SCALE,
+                                           random_labels=config.random_labels)
 
     @functools.cached_property
     def trajectories(self) -> list[Sample]:
@@ -179,7 +187,8 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
                   data: StageData | None = None) -> Trainer:
     """The trainer of part 3 (``stage="sft"``) or part 3b (``stage="copy"``).
 
-    ``sft``: the joint stage from a fresh model over CoT trajectories + synthetic grounding.
+    ``sft``: the joint stage from a fresh model over CoT trajectories + synthetic grounding (+ copy
+    variants at ``sft_copy_weight``).
     ``copy``: continues from ``DIR/train/final`` at a lower LR, adding copy variants
     (``training.data.copy_variants``) so that typed text is copied from the task, not recalled.
     """
@@ -190,20 +199,23 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
     trajectories = data.trajectories
     pool = config.grounding_pool if stage == "sft" else max(1, config.grounding_pool // 4)  # short stage: less
     grounding = data.grounding(pool if config.grounding_weight else 0)
-    sources: dict[str, Any] = {"trajectories": lambda: iter(trajectories),
+    copy = config.sft_copy_weight if stage == "sft" else config.copy_weight
+    copies = data.copies if copy else []
+    copy = copy if copies else 0.0  # tasks that type no quoted phrase have no copy variants
+    sources: dict[str, Any] = {"trajectories": lambda: iter(trajectories), "copy-variants": lambda: iter(copies),
                                "synthetic-grounding": lambda: iter(grounding)}
     if stage == "sft":
         # Curriculum: synthetic screens first (where things are, from pixels: the tasks' own fixed
-        # layouts would otherwise be memorised instead), then the trajectories ramp in.
-        weights = (("trajectories", 1.0 - config.grounding_weight), ("synthetic-grounding", config.grounding_weight))
-        mix = DataMix(tuple((n, w) for n, w in weights if w > 0),
-                      ramped=("trajectories",) if config.ramp > 0 else (), ramp_start=0.0, ramp_end=config.ramp)
+        # layouts would otherwise be memorised instead), then the trajectories (and their copy
+        # variants) ramp in.
+        weights = (("trajectories", 1.0 - config.grounding_weight - copy), ("copy-variants", copy),
+                   ("synthetic-grounding", config.grounding_weight))
+        ramped = tuple(n for n, w in weights[:2] if config.ramp > 0 and w > 0)
+        mix = DataMix(tuple((n, w) for n, w in weights if w > 0), ramped=ramped, ramp_start=0.0, ramp_end=config.ramp)
         steps, lr, warmup, out, model = config.steps, config.lr, config.warmup_steps, "train", config.model
     else:
-        copies = data.copies
-        sources["copy-variants"] = lambda: iter(copies)
-        rest = 1.0 - config.copy_weight
-        weights = (("trajectories", rest * (1.0 - config.grounding_weight)), ("copy-variants", config.copy_weight),
+        rest = 1.0 - copy
+        weights = (("trajectories", rest * (1.0 - config.grounding_weight)), ("copy-variants", copy),
                    ("synthetic-grounding", rest * config.grounding_weight))
         mix = DataMix(tuple((n, w) for n, w in weights if w > 0))
         steps, lr, warmup, out = config.copy_steps, config.copy_lr, 10, "train-copy"
@@ -300,6 +312,6 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SIZE", "StageData", "TASKS", "build_trainer", "collect_experts",
+__all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SCALE", "SCREEN_SIZE", "StageData", "TASKS", "build_trainer", "collect_experts",
            "export_model", "processor_for", "run_pipeline", "sft_config", "stage_seconds", "synthesize_cot",
            "train_stage"]

@@ -89,5 +89,9 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
         MiniWoBTinyConfig(out=str(tmp_path), model="huge")
     with pytest.raises(ValueError, match="grounding_weight"):
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=1.0)
+    with pytest.raises(ValueError, match="random_labels"):
+        MiniWoBTinyConfig(out=str(tmp_path), random_labels=2.0)
+    with pytest.raises(ValueError, match="sft_copy_weight"):
+        MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.5, sft_copy_weight=0.5)
     with pytest.raises(ValueError, match="ramp needs synthetic"):
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.0, ramp=0.2)
