@@ -6,7 +6,7 @@ batches (one sample per row, padded to the batch's longest) and once with packed
 (``collate_packed``: several samples per row, isolated by segment ids). Both see the same real
 tokens; the figure is real (non-pad) tokens per second of forward + backward + AdamW step.
 
-    .venv/bin/python benchmarks/train_throughput.py [--run DIR] [--samples 32] [--config tiny]
+    .venv/bin/python benchmarks/train_throughput.py [--run DIR] [--samples 96] [--batch-size 4,16] [--config tiny]
 
 Without ``--run`` a small run is collected first with ``pixelpilot collect`` (MiniWoB experts,
 Chromium) into ``out/bench/train_run``. Prints the ratio and writes JSON (``--out``).
@@ -89,15 +89,15 @@ def sft_mix(samples: list[dict], seed: int) -> list[dict]:
     return mixed
 
 
-def compare(samples: list[dict], mix: str, args: argparse.Namespace) -> dict:
+def compare(samples: list[dict], mix: str, batch_size: int, args: argparse.Namespace) -> dict:
     """Train one pass padded and one pass packed on ``samples``; print and return the figures."""
     lengths = sorted(len(s["input_ids"]) for s in samples)
-    print(f"[{mix}] {len(samples)} samples: tokens min {lengths[0]}, median {lengths[len(lengths) // 2]}, "
-          f"max {lengths[-1]}")
+    print(f"[{mix}, {batch_size} samples a batch] {len(samples)} samples: tokens min {lengths[0]}, "
+          f"median {lengths[len(lengths) // 2]}, max {lengths[-1]}")
     # Packed batches hold about as many real tokens as padded ones: rows of max_len.
-    rows = max(1, round(args.batch_size * sum(lengths) / len(lengths) / args.max_len))
+    rows = max(1, round(batch_size * sum(lengths) / len(lengths) / args.max_len))
     modes: dict[str, Iterator[dict[str, torch.Tensor]]] = {
-        "padded": iter_padded_batches(samples, args.batch_size),
+        "padded": iter_padded_batches(samples, batch_size),
         "packed": iter_packed_batches(samples, args.max_len, rows),
     }
     results = {}
@@ -106,8 +106,9 @@ def compare(samples: list[dict], mix: str, args: argparse.Namespace) -> dict:
         print(f"{name:>7}: {r['tokens_per_s']:8.0f} real tokens/s  fill {r['fill']:.0%}  steps {r['steps']}  "
               f"loss {r['first_loss']:.3f} -> {r['last_loss']:.3f}")
     ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]
-    print(f"[{mix}] packing / padding throughput: {ratio:.2f}x (target >= 1.5x)")
-    return {"samples": len(samples), "rows_per_packed_batch": rows, "results": results, "packed_over_padded": ratio,
+    print(f"[{mix}, {batch_size} samples a batch] packing / padding throughput: {ratio:.2f}x (target >= 1.5x)")
+    return {"samples": len(samples), "batch_size": batch_size, "rows_per_packed_batch": rows, "results": results,
+            "packed_over_padded": ratio,
             "lengths": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]}}
 
 
@@ -129,26 +130,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, help="trajectory run directory (default: collect one)")
     ap.add_argument("--episodes", type=int, default=4, help="episodes per task when collecting")
-    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=96)
     ap.add_argument("--config", default="tiny", choices=sorted(PRESETS))
     ap.add_argument("--history-images", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=4, help="samples per padded batch")
+    ap.add_argument("--batch-size", default="4,16",
+                    help="samples per padded batch; a comma-separated list is measured size by size")
     ap.add_argument("--max-len", type=int, default=4096, help="tokens per packed row")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mix", choices=("trajectories", "sft", "both"), default="both")
     ap.add_argument("--nproc-steps", type=int, default=6, help="steps per 1-vs-2-process run (0 = skip)")
     ap.add_argument("--out", type=Path, default=Path("out/bench/train_throughput.json"))
     args = ap.parse_args(argv)
+    try:
+        sizes = [int(b) for b in str(args.batch_size).split(",")]
+    except ValueError:
+        ap.error(f"--batch-size takes whole numbers separated by commas, got {args.batch_size!r}")
+    if not sizes or min(sizes) < 1:
+        ap.error(f"--batch-size needs sizes >= 1, got {args.batch_size!r}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     run = ensure_run(args.run, args.episodes)
     base = list(trajectory_samples(run, Processor.default(), SFTConfig(history_images=args.history_images)))
     random.Random(args.seed).shuffle(base)  # batches mix short and long steps, as a sampler would
     base = base[: args.samples]
     mixes = {"trajectories": base, "sft": sft_mix(base, args.seed)}
-    report: dict = {"config": args.config, "history_images": args.history_images, "batch_size": args.batch_size,
+    report: dict = {"config": args.config, "history_images": args.history_images, "batch_sizes": sizes,
                     "max_len": args.max_len, "torch_threads": torch.get_num_threads(), "mixes": {}}
     for mix in (("trajectories", "sft") if args.mix == "both" else (args.mix,)):
-        report["mixes"][mix] = compare(mixes[mix], mix, args)
+        report["mixes"][mix] = {str(b): compare(mixes[mix], mix, b, args) for b in sizes}
     if args.nproc_steps:
         one, two = processes(run, 1, args.nproc_steps), processes(run, 2, args.nproc_steps)
         report["processes"] = {"1": one, "2": two, "two_over_one": two / one}
