@@ -11,7 +11,7 @@ from model.processing import Processor
 from model.processing.processor import IGNORE_INDEX
 from training.data.gui_samples import grounding_sample
 from training.data.packing import (SampleTooLongError, batch_tokens, collate_captions, collate_packed, collate_padded,
-                                   first_fit, iter_packed_batches, pack_samples)
+                                   compact_pixels, first_fit, iter_packed_batches, pack_samples)
 from training.data.text import text_samples
 
 
@@ -94,6 +94,24 @@ def test_raw_images_are_processed_like_the_processor_does(samples: list[dict], p
                                                                                       size=(160, 210)))]}
     a, b = collate_padded([s]), collate_padded([raw])
     assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["image_grid_hws"], b["image_grid_hws"])
+
+
+def test_compact_samples_collate_to_the_same_bits_in_a_quarter_of_the_memory(samples: list[dict],
+                                                                            processor: Processor) -> None:
+    images = processor.image_processor
+    compact = [compact_pixels(s, images) for s in samples]
+    with_images = [(s, c) for s, c in zip(samples, compact) if s.get("pixel_values") is not None]
+    assert with_images and all(c["pixel_values"].dtype == torch.uint8 for _, c in with_images)
+    assert all(s["pixel_values"].nbytes == 4 * c["pixel_values"].nbytes for s, c in with_images)
+    assert all(s["pixel_values"].dtype == torch.float32 for s in samples if s.get("pixel_values") is not None)
+    for collate in (lambda xs: collate_packed(xs, 4096, image_processor=images),
+                    lambda xs: collate_padded(xs, image_processor=images)):
+        a, b = collate(samples), collate(compact)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert b["pixel_values"].dtype == torch.float32
+    assert compact_pixels(compact[0], images) is compact[0]  # already compact
+    with pytest.raises(ValueError, match="normalize"):
+        images.raw_patches(torch.full((1, 3, 14, 14), 5.0))
 
 
 def test_truncation_rules(samples: list[dict]) -> None:
