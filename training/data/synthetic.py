@@ -468,5 +468,5 @@ def render(screen: Screen, omit: frozenset[int] | set[int] = frozenset()) -> np.
     return np.asarray(img)
 
 
-__all__ = ["Box", "DESKTOP_SIZES", "FRAMED_KINDS", "FONTS", "Panel", "SCENES", "STYLES", "Screen", "THEMES", "random_word",
-           "Theme", "WIDGET_KINDS", "Widget", "layout", "load_font", "render"]
+__all__ = ["Box", "DESKTOP_SIZES", "FRAMED_KINDS", "FONTS", "Panel", "SCENES", "STYLES", "Screen", "THEMES",
+           "Theme", "WIDGET_KINDS", "Widget", "layout", "load_font", "random_word", "render"]
