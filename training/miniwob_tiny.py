@@ -13,11 +13,12 @@ continues where it stopped when started again with the same flags):
    on the CoT run mixed with synthetic MiniWoB-style grounding screens
    (``training.data.gui_samples``, drawn at the env's scale; ``random_labels`` of them carry
    made-up words, which only reading finds) and, at ``sft_copy_weight``, copy variants (3b),
-   packed rows, Muon + AdamW, cosine schedule, checkpoints every ``save_every`` steps. The decoder starts from random weights (no pre-trained LM here),
-   so a frozen-decoder ``align`` stage would align to noise: all parts train from the first step.
+   packed rows, Muon + AdamW, cosine schedule, checkpoints every ``save_every`` steps. The
+   decoder starts from random weights (no pre-trained LM here), so a frozen-decoder ``align``
+   stage would align to noise: all parts train from the first step.
 3b. **copy** (``DIR/train-copy``): a short second SFT stage from part 3's model at a lower LR
-   that gives a larger share to *copy variants* (``training.data.copy_variants``): every recorded typing step
-   re-written with new random quoted phrases, so the model copies the text to type from the
+   that gives a larger share to *copy variants* (``training.data.copy_variants``): every
+   recorded typing step re-written with new random quoted phrases, so the model copies the text to type from the
    task instead of recalling the names it saw in training.
 4. **model** (``DIR/model``): the final weights, the processor and ``agent.json`` (the
    ``native-compact`` prompt, no earlier screenshots, short replies): what ``pixelpilot eval
@@ -156,8 +157,9 @@ def sft_config(config: MiniWoBTinyConfig) -> SFTConfig:
 
 class StageData:
     """The samples the stages draw from, decoded / rendered once per process and kept in memory
-    (~7 ms a trajectory sample to decode, ~16 ms a synthetic one to render; patches kept as uint8,
-    ~0.12 MB a sample at 192 patches): when both stages run in one process, the second reuses the first's."""
+    (~7 ms a trajectory sample to decode, ~16 ms a synthetic one to render; patches kept as
+    uint8, ~0.12 MB a sample at 192 patches): when both stages run in one process, the second
+    reuses the first's."""
 
     def __init__(self, config: MiniWoBTinyConfig, cot_run: Path) -> None:
         self.config, self.cot_run = config, cot_run
