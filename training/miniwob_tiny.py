@@ -18,8 +18,8 @@ continues where it stopped when started again with the same flags):
    stage would align to noise: all parts train from the first step.
 3b. **copy** (``DIR/train-copy``): a short second SFT stage from part 3's model at a lower LR
    that gives a larger share to *copy variants* (``training.data.copy_variants``): every
-   recorded typing step re-written with new random quoted phrases, so the model copies the text to type from the
-   task instead of recalling the names it saw in training.
+   recorded typing step re-written with new random quoted phrases, so the model copies the
+   text to type from the task instead of recalling the names it saw in training.
 4. **model** (``DIR/model``): the final weights, the processor and ``agent.json`` (the
    ``native-compact`` prompt, no earlier screenshots, short replies): what ``pixelpilot eval
    --model DIR/model`` and ``make demo`` run.
