@@ -70,6 +70,8 @@ AGENT_SETTINGS = {"output_format": "native-compact", "history_images": 0, "max_t
 #: so their text is as large as the env's).
 SCREEN_SIZE = (320, 420)
 SCREEN_SCALE = 2
+#: Each training stage's directory under ``DIR``.
+STAGE_DIRS = {"sft": "train", "copy": "train-copy"}
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,8 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
     ``copy``: continues from ``DIR/train/final`` at a lower LR, adding copy variants
     (``training.data.copy_variants``) so that typed text is copied from the task, not recalled.
     """
-    if stage not in ("sft", "copy"):
-        raise ValueError(f"stage must be 'sft' or 'copy', got {stage!r}")
+    if stage not in STAGE_DIRS:
+        raise ValueError(f"stage must be one of {', '.join(STAGE_DIRS)}, got {stage!r}")
     data = data or StageData(config, cot_run)
     processor = data.processor
     trajectories = data.trajectories
@@ -218,16 +220,16 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
                    ("synthetic-grounding", config.grounding_weight))
         ramped = tuple(n for n, w in weights[:2] if config.ramp > 0 and w > 0)
         mix = DataMix(tuple((n, w) for n, w in weights if w > 0), ramped=ramped, ramp_start=0.0, ramp_end=config.ramp)
-        steps, lr, warmup, out, model = config.steps, config.lr, config.warmup_steps, "train", config.model
+        steps, lr, warmup, model = config.steps, config.lr, config.warmup_steps, config.model
     else:
         rest = 1.0 - copy
         weights = (("trajectories", rest * (1.0 - config.grounding_weight)), ("copy-variants", copy),
                    ("synthetic-grounding", rest * config.grounding_weight))
         mix = DataMix(tuple((n, w) for n, w in weights if w > 0))
-        steps, lr, warmup, out = config.copy_steps, config.copy_lr, 10, "train-copy"
-        model = str(config.root / "train" / "final")
+        steps, lr, warmup = config.copy_steps, config.copy_lr, 10
+        model = str(config.root / STAGE_DIRS["sft"] / "final")
     trainer_config = TrainerConfig(
-        output_dir=str(config.root / out), max_steps=steps, micro_batch_size=config.batch_size,
+        output_dir=str(config.root / STAGE_DIRS[stage]), max_steps=steps, micro_batch_size=config.batch_size,
         max_len=config.max_len, optim=OptimConfig(lr=lr, weight_decay=0.01),
         schedule=ScheduleConfig(kind="cosine", warmup_steps=warmup, min_lr_ratio=0.1),
         save_every=config.save_every, seed=config.seed, progress=config.progress)
@@ -248,7 +250,7 @@ def train_stage(config: MiniWoBTinyConfig, cot_run: Path, stage: str,
 
     A finished stage leaves ``DONE`` (JSON: wall seconds of the run that finished it, steps).
     """
-    out = config.root / ("train" if stage == "sft" else "train-copy")
+    out = config.root / STAGE_DIRS[stage]
     final = out / "final"
     if (final / "config.json").is_file() and (out / "DONE").is_file():
         return final, [], True
@@ -264,7 +266,7 @@ def train_stage(config: MiniWoBTinyConfig, cot_run: Path, stage: str,
 def stage_seconds(config: MiniWoBTinyConfig) -> dict[str, float]:
     """Wall seconds each finished stage took (from its ``DONE``), also when this run skipped it."""
     seconds = {}
-    for stage, sub in (("sft", "train"), ("copy", "train-copy")):
+    for stage, sub in STAGE_DIRS.items():
         path = config.root / sub / "DONE"
         if path.is_file():
             seconds[stage] = float(json.loads(path.read_text(encoding="utf-8"))["seconds"])
@@ -318,6 +320,6 @@ def run_pipeline(config: MiniWoBTinyConfig) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SCALE", "SCREEN_SIZE", "StageData", "TASKS", "build_trainer", "collect_experts",
-           "export_model", "processor_for", "run_pipeline", "sft_config", "stage_seconds", "synthesize_cot",
-           "train_stage"]
+__all__ = ["AGENT_SETTINGS", "MiniWoBTinyConfig", "SCREEN_SCALE", "SCREEN_SIZE", "STAGE_DIRS", "StageData", "TASKS",
+           "build_trainer", "collect_experts", "export_model", "processor_for", "run_pipeline", "sft_config",
+           "stage_seconds", "synthesize_cot", "train_stage"]
