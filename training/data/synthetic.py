@@ -152,6 +152,7 @@ class _Builder:
     rng: random.Random
     font: ImageFont.FreeTypeFont
     scale: int
+    random_labels: bool = False  # labels from ``random_word`` instead of the pools
     panels: list[Panel] = field(default_factory=list)
     widgets: list[Widget] = field(default_factory=list)
 
@@ -162,8 +163,6 @@ class _Builder:
 
     def text_w(self, text: str) -> int:
         return int(np.ceil(self.font.getlength(text)))
-
-    random_labels: bool = False
 
     def pick(self, pool: tuple[str, ...], k: int) -> list[str]:
         """``k`` distinct labels: from ``pool``, or made-up words when the screen has random labels."""
@@ -349,7 +348,8 @@ def _dialog(b: _Builder, size: tuple[int, int], body: Box) -> None:
 
 
 def layout(seed: int, *, style: str | None = None, scene: str | None = None,
-           size: tuple[int, int] | None = None, scale: int | None = None, random_labels: float = 0.0) -> Screen:
+           size: tuple[int, int] | None = None, scale: int | None = None,
+           random_labels: float = 0.0) -> Screen:
     """A random screen, deterministic from ``seed`` (style/scene/size/scale fixed if given).
 
     ``scale`` (device pixels per CSS pixel, miniwob style only: 1 or 2, else drawn) sets font and
@@ -367,14 +367,15 @@ def layout(seed: int, *, style: str | None = None, scene: str | None = None,
     if not 0 <= random_labels <= 1:
         raise ValueError(f"random_labels is a probability in [0, 1], got {random_labels}")
     scene = scene or rng.choice(SCENES)
-    drawn = rng.choice((1, 2)) if style == "miniwob" else 1
+    drawn = rng.choice((1, 2)) if style == "miniwob" else 1  # drawn even when given: the stream stays seed-aligned
     scale = scale or drawn
     if size is None:
         size = (160 * scale, 210 * scale) if style == "miniwob" else rng.choice(DESKTOP_SIZES)
     font_name = rng.choice(FONTS)
     font_px = (rng.randint(10, 12) if style == "miniwob" else rng.randint(11, 15)) * scale
-    b = _Builder(rng, load_font(font_name, font_px), scale)
-    b.random_labels = random_labels > 0 and random.Random(seed ^ 0x5EED).random() < random_labels
+    # A stream of its own decides the labels, so screens without random labels are the same as before.
+    wordy = random_labels > 0 and random.Random(seed ^ 0x5EED).random() < random_labels
+    b = _Builder(rng, load_font(font_name, font_px), scale, wordy)
     title = rng.choice(TITLES)
     body = _window(b, size, title, style)
     where = "the page" if style == "miniwob" else f'the "{title}" window'
