@@ -23,8 +23,7 @@ Truncation rules for a sample longer than ``max_len`` (``overflow``):
 rules when ``max_len`` is given). Samples may carry raw ``images`` instead of
 ``pixel_values``/``image_grid_hws``; they are preprocessed here. ``compact_pixels`` keeps a
 sample's patches as uint8 (4x less memory for data held in RAM); collation normalises them
-back to the same float32 values. This module knows nothing
-about where samples come from.
+back to the same float32 values. This module knows nothing about where samples come from.
 
 Shapes: B rows, T tokens per row, N patches, M images, L caption tokens.
 """
@@ -279,5 +278,5 @@ def batch_tokens(batch: Batch) -> tuple[int, int]:
 
 
 __all__ = ["Batch", "OVERFLOW_RULES", "Overflow", "PackResult", "Sample", "SampleTooLongError", "batch_tokens",
-           "collate_captions", "collate_packed", "collate_padded", "compact_pixels", "fit_sample", "first_fit", "iter_packed_batches",
-           "iter_padded_batches", "pack_samples", "sample_length"]
+           "collate_captions", "collate_packed", "collate_padded", "compact_pixels", "fit_sample", "first_fit",
+           "iter_packed_batches", "iter_padded_batches", "pack_samples", "sample_length"]
