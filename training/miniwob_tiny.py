@@ -80,11 +80,11 @@ class MiniWoBTinyConfig:
 
     out: str
     tasks: tuple[str, ...] = TASKS
-    episodes: int = 200  # expert episodes per task (seeds 0 .. episodes-1)
+    episodes: int = 1000  # expert episodes per task (seeds 0 .. episodes-1)
     workers: int = 2  # collection processes
     model: str = "miniwob_tiny"  # model preset
     max_patches: int = 192  # image patches (before the 2×2 merge): 320×420 screens → 167×220
-    steps: int = 9000
+    steps: int = 8000
     batch_size: int = 20  # samples per step, packed into rows of max_len
     max_len: int = 1024
     lr: float = 2e-3
