@@ -1,10 +1,14 @@
 """Training throughput on trajectory SFT data: sequence packing vs padding, side by side.
 
 Trains the tiny (or small) model for one pass over the same SFT samples (MiniWoB expert
-trajectories, ``training.data.sft``) twice, from the same initial weights: once with padded
-batches (one sample per row, padded to the batch's longest) and once with packed rows
-(``collate_packed``: several samples per row, isolated by segment ids). Both see the same real
-tokens; the figure is real (non-pad) tokens per second of forward + backward + AdamW step.
+trajectories, ``training.data.sft``) twice, from the same initial weights and in the same
+batches of ``--batch-size`` samples: once padded (one sample per row, padded to the batch's
+longest) and once packed (``collate_packed``: the batch's samples laid end to end, isolated by
+segment ids, positions restarting per sample; by default all in one row, as Hugging Face's
+``DataCollatorWithFlattening`` does, or in rows of ``--max-len`` as ``pixelpilot train``
+packs). Every step sees the same samples in both modes, so the two loss curves agree (up to
+float summation order: a check that packing keeps samples apart); the figure is real (non-pad)
+tokens per second of forward + backward + AdamW step.
 
     .venv/bin/python benchmarks/train_throughput.py [--run DIR] [--samples 96] [--batch-size 4,16] [--config tiny]
 
@@ -34,7 +38,8 @@ import torch
 from model.config import PRESETS
 from model.modeling import build_model
 from model.processing import Processor
-from training.data import SFTConfig, batch_tokens, iter_packed_batches, iter_padded_batches
+from training.data import SFTConfig, batch_tokens
+from training.data.packing import collate_packed, collate_padded, sample_length
 from training.data.sft import trajectory_samples
 
 TASKS = "click-button,click-checkboxes,click-button-sequence,enter-text,enter-password,login-user,focus-text,click-tab"
@@ -94,11 +99,11 @@ def compare(samples: list[dict], mix: str, batch_size: int, args: argparse.Names
     lengths = sorted(len(s["input_ids"]) for s in samples)
     print(f"[{mix}, {batch_size} samples a batch] {len(samples)} samples: tokens min {lengths[0]}, "
           f"median {lengths[len(lengths) // 2]}, max {lengths[-1]}")
-    # Packed batches hold about as many real tokens as padded ones: rows of max_len.
-    rows = max(1, round(batch_size * sum(lengths) / len(lengths) / args.max_len))
+    groups = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
     modes: dict[str, Iterator[dict[str, torch.Tensor]]] = {
-        "padded": iter_padded_batches(samples, batch_size),
-        "packed": iter_packed_batches(samples, args.max_len, rows),
+        "padded": (collate_padded(g) for g in groups),
+        "packed": (collate_packed(g, args.max_len or sum(map(sample_length, g)), pad_to_max_len=False)
+                   for g in groups),
     }
     results = {}
     for name, batches in modes.items():
@@ -107,7 +112,7 @@ def compare(samples: list[dict], mix: str, batch_size: int, args: argparse.Names
               f"loss {r['first_loss']:.3f} -> {r['last_loss']:.3f}")
     ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]
     print(f"[{mix}, {batch_size} samples a batch] packing / padding throughput: {ratio:.2f}x (target >= 1.5x)")
-    return {"samples": len(samples), "batch_size": batch_size, "rows_per_packed_batch": rows, "results": results,
+    return {"samples": len(samples), "batch_size": batch_size, "results": results,
             "packed_over_padded": ratio,
             "lengths": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]}}
 
@@ -135,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--history-images", type=int, default=2)
     ap.add_argument("--batch-size", default="4,16",
                     help="samples per padded batch; a comma-separated list is measured size by size")
-    ap.add_argument("--max-len", type=int, default=4096, help="tokens per packed row")
+    ap.add_argument("--max-len", type=int, default=0,
+                    help="tokens per packed row (0: each batch's samples in one row)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mix", choices=("trajectories", "sft", "both"), default="both")
     ap.add_argument("--nproc-steps", type=int, default=6, help="steps per 1-vs-2-process run (0 = skip)")
