@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -268,15 +269,19 @@ class Trainer:
         if self.dist.is_main:
             ckpt.write_json_atomic(self.out / ckpt.CONFIG_NAME, self.run_config)
         self.module.train()
+        # Into a terminal the bar redraws up to 10 times a second; into a file or pipe (a log)
+        # every 30 s, so an hour's run logs ~120 lines instead of one redraw per step.
+        interactive = sys.stderr.isatty()
         bar = tqdm(total=self.config.max_steps, initial=self.step, unit="step",
-                   disable=not (self.config.progress and self.dist.is_main), dynamic_ncols=True)
+                   disable=not (self.config.progress and self.dist.is_main), dynamic_ncols=True,
+                   mininterval=0.1 if interactive else 30.0)
         with bar:
             while self.step < stop:
                 record = self.train_step()
                 self._log(record)
-                bar.update(1)
                 bar.set_postfix(loss=f"{record.loss:.4f}", lr=f"{record.lr:.2e}",
-                                tok_s=f"{record.tokens_per_s:.0f}")
+                                tok_s=f"{record.tokens_per_s:.0f}", refresh=False)  # drawn by update's clock
+                bar.update(1)
                 every = self.config.save_every
                 if (every and self.step % every == 0) or self.step == stop:
                     self.save_checkpoint()

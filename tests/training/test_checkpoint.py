@@ -62,3 +62,15 @@ def test_resume_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:
     trainer = make_trainer("sft", str(tmp_path), {"trajectories": SOURCES["text"]}, steps=1)
     with pytest.raises(ckpt.CheckpointError, match="without --resume"):
         trainer.train(resume=True)
+
+
+def test_progress_into_a_log_is_not_redrawn_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Into a file (not a terminal) the bar is drawn at start and end, not once per step."""
+    steps = 6
+    trainer = make_trainer("sft", str(tmp_path), {"trajectories": SOURCES["synthetic-caption"]},
+                           steps=steps, micro_batch_size=2, progress=True)
+    trainer.train()
+    err = capsys.readouterr().err
+    draws = [d for d in err.split("\r") if "step" in d]
+    assert f"{steps}/{steps}" in err and "loss=" in err  # the final state, with its postfix
+    assert 0 < len(draws) < steps, draws
