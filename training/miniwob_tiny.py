@@ -160,8 +160,9 @@ def sft_config(config: MiniWoBTinyConfig) -> SFTConfig:
 class StageData:
     """The samples the stages draw from, decoded / rendered once per process and kept in memory
     (~7 ms a trajectory sample to decode, ~16 ms a synthetic one to render; patches kept as
-    uint8, ~0.12 MB a sample at 192 patches): when both stages run in one process, the second
-    reuses the first's."""
+    uint8, 0.11 MB of patches a sample at 192 patches, ~0.22 MB of process memory with Python's
+    and the allocator's overhead: the default 1000 episodes × 19 tasks peak at 18.1 GB RSS): when
+    both stages run in one process, the second reuses the first's."""
 
     def __init__(self, config: MiniWoBTinyConfig, cot_run: Path) -> None:
         self.config, self.cot_run = config, cot_run
