@@ -19,7 +19,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[MiniWoBTinyConfi
     out = tmp_path_factory.mktemp("mwt") / "run"
     config = MiniWoBTinyConfig(out=str(out), tasks=("click-test", "enter-text"), episodes=2, workers=1,
                                model="tiny", steps=4, batch_size=4, max_len=512, grounding_pool=6, ramp=0.5,
-                               copy_steps=2, save_every=2, progress=False)
+                               copy_steps=2, read_steps=2, read_episodes=1, save_every=2, progress=False)
     return config, run_pipeline(config)
 
 
@@ -33,13 +33,15 @@ def test_every_part_leaves_its_output(pipeline: tuple[MiniWoBTinyConfig, dict]) 
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
     copy = [json.loads(line) for line in (root / "train-copy" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in copy] == [1, 2] and copy[0]["weights"]["copy-variants"] > 0
+    read = [json.loads(line) for line in (root / "train-read" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in read] == [1, 2] and read[0]["weights"]["reading"] > 0
     assert (root / "train" / "loss_curve.png").is_file()
     model = root / "model"
     assert json.loads((model / "agent.json").read_text()) == AGENT_SETTINGS
     info = json.loads((model / "training.json").read_text())
     assert info["tasks"] == ["click-test", "enter-text"] and info["config"]["steps"] == 4
-    assert summary["steps_this_run"] == 6 and summary["model_bytes"] > 1e5
-    assert set(summary["stage_seconds"]) == {"sft", "copy"} and summary["training_seconds"] > 0
+    assert summary["steps_this_run"] == 8 and summary["model_bytes"] > 1e5
+    assert set(summary["stage_seconds"]) == {"sft", "copy", "read"} and summary["training_seconds"] > 0
     assert json.loads((model / "preprocessor_config.json").read_text())["max_patches"] == 192
 
 
@@ -95,3 +97,19 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.5, sft_copy_weight=0.5)
     with pytest.raises(ValueError, match="ramp needs synthetic"):
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.0, ramp=0.2)
+    with pytest.raises(ValueError, match="read_weight"):
+        MiniWoBTinyConfig(out=str(tmp_path), read_weight=1.0)
+
+
+def test_stages_chain_and_replay_picks_seeds_from_sample_ids(tmp_path: Path) -> None:
+    from training.miniwob_tiny import episode_seed, previous_stage
+
+    full = MiniWoBTinyConfig(out=str(tmp_path), read_steps=100)
+    assert [previous_stage(full, s) for s in ("sft", "copy", "read")] == [None, "sft", "copy"]
+    no_copy = MiniWoBTinyConfig(out=str(tmp_path), copy_steps=0, read_steps=100)
+    assert previous_stage(no_copy, "read") == "sft"
+    assert previous_stage(MiniWoBTinyConfig(out=str(tmp_path)), "read") is None  # off by default
+    assert episode_seed("miniwob.click-link.s000123:0") == 123
+    assert episode_seed("miniwob.enter-text.s000007:2:copy1") == 7
+    with pytest.raises(ValueError, match="no episode seed"):
+        episode_seed("grounding:5")
