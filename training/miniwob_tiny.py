@@ -223,15 +223,18 @@ class StageData:
         return self._compact(copy_variant_samples(self.cot_run, self.processor, self.sft, self.config.copy_variants,
                                                   self.config.seed))
 
+    def _early(self, samples: list[Sample]) -> list[Sample]:
+        return [s for s in samples if episode_seed(str(s["id"])) < self.config.read_episodes]
+
     @functools.cached_property
     def replay(self) -> list[Sample]:
         """The trajectory samples of episodes with seeds below ``read_episodes`` (the read stage's replay)."""
-        return [s for s in self.trajectories if episode_seed(str(s["id"])) < self.config.read_episodes]
+        return self._early(self.trajectories)
 
     @functools.cached_property
     def replay_copies(self) -> list[Sample]:
         """The copy variants of those episodes."""
-        return [s for s in self.copies if episode_seed(str(s["id"])) < self.config.read_episodes]
+        return self._early(self.copies)
 
     def reading(self) -> Iterator[Sample]:
         """Endless fresh reading screens (``training.data.reading_screens``), rendered as drawn (~10 ms)."""

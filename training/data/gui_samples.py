@@ -18,13 +18,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from agent.formats import get_format
-from agent.messages import build_messages
-from agent.policy import PolicyInput
 from envs.actions import Click
-from envs.observation import Observation
 from model.processing import Processor
 from model.processing.tokenizer import encode_text
-from training.data.sft import encode_target_turn, image_frame, image_part
+from training.data.sft import encode_target_turn, first_step_sample, image_frame, image_part
 from training.data.synthetic import Screen, Widget, layout, render
 
 Sample = dict[str, Any]
@@ -93,10 +90,7 @@ def grounding_sample(seed: int, processor: Processor, *, thought: bool = True, o
                 f"{_region(x, y, screen.size)} of the screen; I click its centre.")
     reply = fmt.format([Click(x, y)], frame, note)
     task = instruction_for(widget, rng)
-    inp = PolicyInput(task, Observation(image, task))
-    messages = build_messages(inp, fmt.system_prompt(frame), 0, image_part)
-    messages.append({"role": "assistant", "content": reply})
-    sample = encode_target_turn(processor, messages, f"grounding:{seed}")
+    sample = first_step_sample(processor, image, task, fmt.system_prompt(frame), reply, f"grounding:{seed}")
     sample.update(target_box=widget.box, target_action=action_text, instruction=task)
     return sample
 

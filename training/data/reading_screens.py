@@ -41,13 +41,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from agent.formats import ModelFrame, get_format
-from agent.messages import build_messages
-from agent.policy import PolicyInput
 from envs.actions import Click
 from envs.miniwob import html_dir
-from envs.observation import Observation
 from model.processing import Processor
-from training.data.sft import encode_target_turn, image_frame, image_part
+from training.data.sft import first_step_sample, image_frame
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in screen pixels; x1/y1 exclusive
 Sample = dict[str, Any]
@@ -78,8 +75,13 @@ class ReadingScreen:
     @property
     def center(self) -> tuple[int, int]:
         """The pixel a click aims at: the middle of the target's box."""
-        x0, y0, x1, y1 = self.target
-        return (x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2
+        return box_center(self.target)
+
+
+def box_center(box: Box) -> tuple[int, int]:
+    """The middle pixel of a box (x1/y1 exclusive)."""
+    x0, y0, x1, y1 = box
+    return (x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,7 +260,8 @@ def _buttons(rng: random.Random) -> tuple[str, _Canvas, Box] | None:
     text_font, button_font = _font(TEXT_PX), _font(BUTTON_PX)
     for kind, value in items:
         if kind == "div":
-            flow.newline() if flow.x > flow.left else None
+            if flow.x > flow.left:  # a div starts on a line of its own
+                flow.newline()
             for w in value.split(" "):
                 x, y = flow.place(text_font.getlength(w + " ") / SCALE, LINE_H)
                 canvas.text(x, y, w, TEXT_PX)
@@ -310,7 +313,8 @@ def _links(rng: random.Random) -> tuple[str, _Canvas, Box] | None:
 def _options(rng: random.Random) -> tuple[str, _Canvas, Box]:
     kind = rng.choice(("radio", "checkbox"))
     names: list[str] = []
-    while len(names) < rng.randrange(2, 7) or len(names) < 2:
+    count = rng.randrange(2, 7)
+    while len(names) < count:
         s = _string(rng)
         if s not in names:
             names.append(s)
@@ -367,10 +371,8 @@ def reading_sample(seed: int, processor: Processor, *, output_format: str = "nat
     fmt = get_format(output_format)
     x, y = screen.center
     action_text = fmt.format([Click(x, y)], frame)
-    inp = PolicyInput(screen.instruction, Observation(screen.image, screen.instruction))
-    messages = build_messages(inp, fmt.system_prompt(frame), 0, image_part)
-    messages.append({"role": "assistant", "content": action_text})
-    sample = encode_target_turn(processor, messages, f"reading:{seed}")
+    sample = first_step_sample(processor, screen.image, screen.instruction, fmt.system_prompt(frame), action_text,
+                               f"reading:{seed}")
     sample.update(target_box=screen.target, target_action=action_text, instruction=screen.instruction,
                   family=screen.family)
     return sample
@@ -385,8 +387,8 @@ def ocr_text(screen: ReadingScreen, frame: ModelFrame, output_format: str = "nat
     coordinates, in reading order (top to bottom, then left to right)."""
     coords = get_format(output_format).coords
     parts = []
-    for _, label, (x0, y0, x1, y1) in sorted(screen.elements, key=lambda e: (e[2][1] // 8, e[2][0])):
-        x, y = coords.from_screen((x0 + x1 - 1) // 2, (y0 + y1 - 1) // 2, frame)
+    for _, label, box in sorted(screen.elements, key=lambda e: (e[2][1] // 8, e[2][0])):
+        x, y = coords.from_screen(*box_center(box), frame)
         parts.append(f"{label} at ({x:g}, {y:g}).")
     return " ".join(parts)
 
@@ -398,11 +400,8 @@ def ocr_sample(seed: int, processor: Processor, *, output_format: str = "native-
     they are: the direct signal that clicking the named word alone gives only weakly."""
     screen = reading_screen(seed, family)
     frame = image_frame(processor, screen.image)
-    fmt = get_format(output_format)
-    inp = PolicyInput(OCR_TASK, Observation(screen.image, OCR_TASK))
-    messages = build_messages(inp, fmt.system_prompt(frame), 0, image_part)
-    messages.append({"role": "assistant", "content": ocr_text(screen, frame, output_format)})
-    sample = encode_target_turn(processor, messages, f"reading-ocr:{seed}")
+    sample = first_step_sample(processor, screen.image, OCR_TASK, get_format(output_format).system_prompt(frame),
+                               ocr_text(screen, frame, output_format), f"reading-ocr:{seed}")
     sample.update(instruction=OCR_TASK, family=screen.family)
     return sample
 
@@ -421,5 +420,5 @@ def reading_samples(count: int | None, processor: Processor, *, seed: int = 0, o
         i += 1
 
 
-__all__ = ["BUTTON_WORDS", "FAMILIES", "OCR_TASK", "ReadingScreen", "miniwob_vocabulary", "ocr_sample", "ocr_text",
-           "reading_sample", "reading_samples", "reading_screen"]
+__all__ = ["BUTTON_WORDS", "FAMILIES", "OCR_TASK", "ReadingScreen", "box_center", "miniwob_vocabulary", "ocr_sample",
+           "ocr_text", "reading_sample", "reading_samples", "reading_screen"]

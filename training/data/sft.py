@@ -115,6 +115,16 @@ def encode_target_turn(processor: Processor, messages: Sequence[Mapping[str, Any
     return sample
 
 
+def first_step_sample(processor: Processor, image_HWC: np.ndarray, task: str, system_prompt: str, reply: str,
+                      sample_id: str) -> Sample:
+    """A one-screenshot sample in the agent's step-0 chat layout (``build_messages``) with ``reply``
+    as the target: what a synthetic screen becomes for training."""
+    inp = PolicyInput(task, Observation(image_HWC, task))
+    messages = build_messages(inp, system_prompt, 0, image_part)
+    messages.append({"role": "assistant", "content": reply})
+    return encode_target_turn(processor, messages, sample_id)
+
+
 def short_thought(episode: Episode, step: Step, frame: ModelFrame) -> str | None:
     """The step's recorded thought (what the policy said while acting)."""
     return step.thought
@@ -206,5 +216,5 @@ def trajectory_samples(runs: Path | str | Sequence[Path | str], processor: Proce
 
 
 __all__ = ["EpisodeRewrite", "SFTConfig", "Sample", "ThoughtFn", "TrajectoryDataError", "encode_target_turn",
-           "episode_samples", "image_frame", "image_part", "run_episodes", "short_thought", "step_text",
-           "step_trainable", "trajectory_samples"]
+           "episode_samples", "first_step_sample", "image_frame", "image_part", "run_episodes", "short_thought",
+           "step_text", "step_trainable", "trajectory_samples"]
