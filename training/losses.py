@@ -1,5 +1,6 @@
 """Training losses: token cross-entropy (sum + count, for exact gradient accumulation), SigLIP's
-pairwise sigmoid loss, and the caption loss of ViT pre-training.
+pairwise sigmoid loss, the caption loss of ViT pre-training, and the dense media-word loss
+(``media_word_loss``: which word each image token shows).
 
 Why sums and counts: with packing, micro-batches hold different numbers of loss tokens. The
 trainer divides every micro-batch's *sum* by the token count of the whole optimizer step
@@ -53,6 +54,29 @@ def caption_loss(logits_MLV: torch.Tensor, caption_ids_ML: torch.Tensor,
     """(sum, count) of next-token CE over caption tokens where ``caption_mask`` is 1."""
     labels_ML = caption_ids_ML.masked_fill(caption_mask_ML == 0, IGNORE_INDEX)
     return token_cross_entropy(logits_MLV, labels_ML)
+
+
+def media_word_loss(media_MD: torch.Tensor, embedding_VD: torch.Tensor, targets_K2: torch.Tensor) -> torch.Tensor:
+    """Mean over labelled media tokens of the mean CE of their word's tokens, with logits
+    ``media @ embedding.T`` (the decoder's input embedding table as the classifier: the image token
+    over a word is pulled towards the vectors the same word enters the decoder as).
+
+    ``targets_K2``: (media token index, token id) pairs (``training.data.media_words``); a
+    token with several pairs (a word of several tokens) counts once, its pairs averaged.
+    """
+    if targets_K2.numel() == 0:
+        return media_MD.sum() * 0.0
+    rows_K, ids_K = targets_K2[:, 0], targets_K2[:, 1]
+    if int(rows_K.max()) >= media_MD.shape[0] or int(ids_K.max()) >= embedding_VD.shape[0] or int(targets_K2.min()) < 0:
+        raise ValueError(f"media targets index {int(rows_K.max()) + 1} media tokens / token id {int(ids_K.max())}, "
+                         f"but the batch has {media_MD.shape[0]} media tokens and {embedding_VD.shape[0]} "
+                         "token ids: were the samples collated by training.data.packing?")
+    unique_U, inverse_K = torch.unique(rows_K, return_inverse=True)
+    logits_UV = (media_MD[unique_U] @ embedding_VD.T).float()
+    nll_K = -F.log_softmax(logits_UV, dim=-1)[inverse_K, ids_K]
+    per_row_U = torch.zeros(len(unique_U), device=nll_K.device).index_add_(0, inverse_K, nll_K)
+    counts_U = torch.bincount(inverse_K, minlength=len(unique_U)).to(nll_K.dtype)
+    return (per_row_U / counts_U).mean()
 
 
 class SigLIPLoss(nn.Module):

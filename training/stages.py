@@ -30,7 +30,7 @@ from torch import nn
 
 from model.modeling import PixelPilotVLForConditionalGeneration
 from training.losses import (IGNORE_INDEX, SigLIPLoss, caption_loss, count_loss_tokens,
-                             mask_segment_starts)
+                             mask_segment_starts, media_word_loss)
 
 VLM_PARTS = ("vision_tower", "projector", "language_model")
 Batch = dict[str, torch.Tensor]
@@ -82,11 +82,23 @@ def set_rope_theta(vlm: PixelPilotVLForConditionalGeneration, theta: float) -> N
 
 
 class LMModule(nn.Module):
-    """Next-token CE of the VLM on a batch of the contract (text and/or images)."""
+    """Next-token CE of the VLM on a batch of the contract (text and/or images).
 
-    def __init__(self, vlm: PixelPilotVLForConditionalGeneration) -> None:
+    With ``media_word_weight`` > 0, batches that carry ``media_targets`` (``training.data.media_words``)
+    add ``media_word_weight`` × ``training.losses.media_word_loss`` on the projector's output (the
+    media tokens the decoder sees), scaled by the batch's loss-token count so that its share of the
+    step does not depend on how many tokens the batch labels.
+    """
+
+    def __init__(self, vlm: PixelPilotVLForConditionalGeneration, media_word_weight: float = 0.0) -> None:
         super().__init__()
+        if media_word_weight < 0:
+            raise ValueError(f"media_word_weight must be >= 0, got {media_word_weight}")
         self.vlm = vlm
+        self.media_word_weight = media_word_weight
+        self._media: list[torch.Tensor] = []
+        if media_word_weight:
+            vlm.projector.register_forward_hook(lambda _m, _i, out: self._media.append(out))
 
     def count(self, batch: Batch) -> int:
         """Loss tokens in ``batch`` (known before the forward pass)."""
@@ -94,9 +106,12 @@ class LMModule(nn.Module):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, int]:
         """(sum of CE over loss tokens, count)."""
+        self._media.clear()
         hidden_BTD = self.vlm.hidden_states(batch["input_ids"], batch["attention_mask"],
                                             pixel_values=batch.get("pixel_values"),
                                             image_grid_hws=batch.get("image_grid_hws"))
+        media = self._media[-1] if self._media else None
+        self._media.clear()
         labels = mask_segment_starts(batch["labels"], batch["attention_mask"])
         # The vocabulary projection and softmax only where a label is (the same sum as
         # token_cross_entropy over all logits; SFT rows label ~10 % of their tokens).
@@ -104,7 +119,12 @@ class LMModule(nn.Module):
         keep_BT = shift_BT != IGNORE_INDEX
         logits_NV = self.vlm.language_model.lm_head(hidden_BTD[:, :-1][keep_BT]).float()
         total = F.cross_entropy(logits_NV, shift_BT[keep_BT], reduction="sum")
-        return total, int(keep_BT.sum())
+        count = int(keep_BT.sum())
+        targets = batch.get("media_targets")
+        if self.media_word_weight and media is not None and targets is not None and len(targets):
+            words = media_word_loss(media, self.vlm.get_input_embeddings().weight, targets)
+            total = total + self.media_word_weight * max(count, 1) * words
+        return total, count
 
     def output_heads(self) -> list[nn.Module]:
         """Linear layers onto the vocabulary (AdamW, not Muon)."""
@@ -237,4 +257,4 @@ def build_train_module(vlm: PixelPilotVLForConditionalGeneration, stage: Stage,
     apply_trainable(vlm, stage)
     if stage.objective == "vit":
         return ViTPretrainModule(vlm, **kwargs)
-    return LMModule(vlm)
+    return LMModule(vlm, **kwargs)

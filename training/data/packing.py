@@ -23,7 +23,10 @@ Truncation rules for a sample longer than ``max_len`` (``overflow``):
 rules when ``max_len`` is given). Samples may carry raw ``images`` instead of
 ``pixel_values``/``image_grid_hws``; they are preprocessed here. ``compact_pixels`` keeps a
 sample's patches as uint8 (4x less memory for data held in RAM); collation normalises them
-back to the same float32 values. This module knows nothing about where samples come from.
+back to the same float32 values. A sample's ``media_targets`` (``[K, 2]`` pairs of media token
+index within the sample and token id, ``training.data.media_words``) become the batch's
+``media_targets`` with indices shifted to the batch's media tokens (images in row-major order).
+This module knows nothing about where samples come from.
 
 Shapes: B rows, T tokens per row, N patches, M images, L caption tokens.
 """
@@ -155,6 +158,9 @@ def _rows_to_batch(rows: list[list[Sample]], width: int, image_processor: ImageP
     labels_BT = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     patches: list[torch.Tensor] = []
     grids: list[torch.Tensor] = []
+    media_targets: list[torch.Tensor] = []
+    media = 0  # media tokens of the samples laid out so far (the projector's output order)
+    merge = (image_processor or ImageProcessor()).config.merge_size
     for r, row in enumerate(rows):
         col = 0
         for seg, sample in enumerate(row, start=1):
@@ -168,10 +174,16 @@ def _rows_to_batch(rows: list[list[Sample]], width: int, image_processor: ImageP
             if grid_hws is not None:
                 patches.append(pixel_values)
                 grids.append(grid_hws)
+                targets = sample.get("media_targets")
+                if targets is not None and len(targets):
+                    media_targets.append(torch.as_tensor(targets, dtype=torch.long) + torch.tensor([media, 0]))
+                media += sum(num_media_tokens(tuple(g), merge) for g in grid_hws.tolist())
     batch: Batch = {"input_ids": ids_BT, "attention_mask": seg_BT, "labels": labels_BT}
     if grids:
         batch["pixel_values"] = torch.cat(patches)
         batch["image_grid_hws"] = torch.cat(grids)
+    if media_targets:
+        batch["media_targets"] = torch.cat(media_targets)
     _check_media(batch)
     return batch
 

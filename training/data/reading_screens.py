@@ -23,7 +23,9 @@ CSS (160×210 CSS pixels, 50 px yellow query bar, 10 px Arial text, 13.33 px but
 scale 2, in Liberation Sans (the metric clone of Arial that Chromium uses here).
 
 ``reading_screen(seed)`` lays out and draws one screen (pure, deterministic); ``reading_sample``
-turns it into a training sample in the agent's chat layout, like ``gui_samples.grounding_sample``.
+turns it into a training sample in the agent's chat layout, like ``gui_samples.grounding_sample``;
+every sample also carries ``media_targets``, the dense word targets of its screen
+(``training.data.media_words``: which label each image token shows).
 This module knows nothing about packing or the trainer.
 """
 
@@ -38,12 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from agent.formats import ModelFrame, get_format
 from envs.actions import Click
 from envs.miniwob import html_dir
 from model.processing import Processor
+from training.data.media_words import media_word_targets
 from training.data.sft import first_step_sample, image_frame
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in screen pixels; x1/y1 exclusive
@@ -374,8 +378,15 @@ def reading_sample(seed: int, processor: Processor, *, output_format: str = "nat
     sample = first_step_sample(processor, screen.image, screen.instruction, fmt.system_prompt(frame), action_text,
                                f"reading:{seed}")
     sample.update(target_box=screen.target, target_action=action_text, instruction=screen.instruction,
-                  family=screen.family)
+                  family=screen.family, media_targets=screen_media_targets(screen, processor))
     return sample
+
+
+def screen_media_targets(screen: ReadingScreen, processor: Processor) -> torch.Tensor:
+    """The screen's dense word targets (``training.data.media_words``): every media token over a
+    button, link or option names that element's label."""
+    h, w = screen.image.shape[:2]
+    return media_word_targets(processor, (w, h), [(label, box) for _, label, box in screen.elements])
 
 
 #: The task of an OCR sample (``ocr_sample``): name every clickable thing and where it is.
@@ -402,7 +413,7 @@ def ocr_sample(seed: int, processor: Processor, *, output_format: str = "native-
     frame = image_frame(processor, screen.image)
     sample = first_step_sample(processor, screen.image, OCR_TASK, get_format(output_format).system_prompt(frame),
                                ocr_text(screen, frame, output_format), f"reading-ocr:{seed}")
-    sample.update(instruction=OCR_TASK, family=screen.family)
+    sample.update(instruction=OCR_TASK, family=screen.family, media_targets=screen_media_targets(screen, processor))
     return sample
 
 
@@ -421,4 +432,4 @@ def reading_samples(count: int | None, processor: Processor, *, seed: int = 0, o
 
 
 __all__ = ["BUTTON_WORDS", "FAMILIES", "OCR_TASK", "ReadingScreen", "box_center", "miniwob_vocabulary", "ocr_sample",
-           "ocr_text", "reading_sample", "reading_samples", "reading_screen"]
+           "ocr_text", "reading_sample", "reading_samples", "reading_screen", "screen_media_targets"]
