@@ -2,7 +2,8 @@
 
 Trains the tiny (or small) model for one pass over the same SFT samples (MiniWoB expert
 trajectories, ``training.data.sft``) twice, from the same initial weights and in the same
-batches of ``--batch-size`` samples: once padded (one sample per row, padded to the batch's
+batches of ``--batch-size`` samples, the two runs taking steps in turn (so that the machine's
+slower and faster spells fall on both alike, not on one run timed after the other): once padded (one sample per row, padded to the batch's
 longest) and once packed (``collate_packed``: the batch's samples laid end to end, isolated by
 segment ids, positions restarting per sample; by default all in one row, as Hugging Face's
 ``DataCollatorWithFlattening`` does, or in rows of ``--max-len`` as ``pixelpilot train``
@@ -30,7 +31,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -56,29 +57,48 @@ def ensure_run(run: Path | None, episodes: int) -> Path:
     return run
 
 
-def train_pass(batches: Iterable[dict[str, torch.Tensor]], config: str, seed: int) -> dict[str, float]:
-    """One pass of training; the first batch warms up and is not timed."""
-    torch.manual_seed(seed)
-    model = build_model(PRESETS[config]()).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    real = slots = steps = 0
-    elapsed = 0.0
-    losses = []
-    for k, batch in enumerate(batches):
+class Pass:
+    """One training run (model + AdamW from the seed's initial weights) and its timing totals."""
+
+    def __init__(self, config: str, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.model = build_model(PRESETS[config]()).train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.real = self.slots = self.steps = 0
+        self.elapsed = 0.0
+        self.losses: list[float] = []
+
+    def step(self, batch: dict[str, torch.Tensor], timed: bool) -> None:
+        """Forward + backward + AdamW step on ``batch``; counted only when ``timed``."""
         t0 = time.perf_counter()
-        loss = model(**batch).loss
+        loss = self.model(**batch).loss
         loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        model.update_routing_biases()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.model.update_routing_biases()
         dt = time.perf_counter() - t0
-        losses.append(loss.item())
-        if k == 0:
-            continue
-        r, s = batch_tokens(batch)
-        real, slots, steps, elapsed = real + r, slots + s, steps + 1, elapsed + dt
-    return {"real_tokens": real, "slots": slots, "fill": real / max(slots, 1), "steps": steps, "seconds": elapsed,
-            "tokens_per_s": real / max(elapsed, 1e-9), "first_loss": losses[0], "last_loss": losses[-1]}
+        self.losses.append(loss.item())
+        if timed:
+            r, s = batch_tokens(batch)
+            self.real, self.slots, self.steps, self.elapsed = self.real + r, self.slots + s, self.steps + 1, self.elapsed + dt
+
+    def result(self) -> dict[str, float]:
+        return {"real_tokens": self.real, "slots": self.slots, "fill": self.real / max(self.slots, 1),
+                "steps": self.steps, "seconds": self.elapsed, "tokens_per_s": self.real / max(self.elapsed, 1e-9),
+                "first_loss": self.losses[0], "last_loss": self.losses[-1]}
+
+
+def interleaved(groups: list[list[dict]], collate: dict[str, Callable[[list[dict]], dict[str, torch.Tensor]]],
+                config: str, seed: int) -> dict[str, dict[str, float]]:
+    """Train every mode on the same groups, step by step in turn (the order flips every step), so
+    that a slower or faster spell of the machine falls on both modes alike; the first step of each
+    warms up and is not timed. Batches are collated outside the timing."""
+    passes = {name: Pass(config, seed) for name in collate}
+    for k, group in enumerate(groups):
+        names = list(collate) if k % 2 == 0 else list(reversed(list(collate)))
+        for name in names:
+            passes[name].step(collate[name](group), timed=k > 0)
+    return {name: p.result() for name, p in passes.items()}
 
 
 def sft_mix(samples: list[dict], seed: int) -> list[dict]:
@@ -100,14 +120,12 @@ def compare(samples: list[dict], mix: str, batch_size: int, args: argparse.Names
     print(f"[{mix}, {batch_size} samples a batch] {len(samples)} samples: tokens min {lengths[0]}, "
           f"median {lengths[len(lengths) // 2]}, max {lengths[-1]}")
     groups = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
-    modes: dict[str, Iterator[dict[str, torch.Tensor]]] = {
-        "padded": (collate_padded(g) for g in groups),
-        "packed": (collate_packed(g, args.max_len or sum(map(sample_length, g)), pad_to_max_len=False)
-                   for g in groups),
+    modes: dict[str, Callable[[list[dict]], dict[str, torch.Tensor]]] = {
+        "padded": collate_padded,
+        "packed": lambda g: collate_packed(g, args.max_len or sum(map(sample_length, g)), pad_to_max_len=False),
     }
-    results = {}
-    for name, batches in modes.items():
-        results[name] = r = train_pass(batches, args.config, args.seed)
+    results = interleaved(groups, modes, args.config, args.seed)
+    for name, r in results.items():
         print(f"{name:>7}: {r['tokens_per_s']:8.0f} real tokens/s  fill {r['fill']:.0%}  steps {r['steps']}  "
               f"loss {r['first_loss']:.3f} -> {r['last_loss']:.3f}")
     ratio = results["packed"]["tokens_per_s"] / results["padded"]["tokens_per_s"]

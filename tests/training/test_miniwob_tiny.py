@@ -101,6 +101,8 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
         MiniWoBTinyConfig(out=str(tmp_path), read_weight=1.0)
     with pytest.raises(ValueError, match="read_media_words"):
         MiniWoBTinyConfig(out=str(tmp_path), read_media_words=-0.5)
+    with pytest.raises(ValueError, match="families maps"):
+        MiniWoBTinyConfig(out=str(tmp_path), read_families=(("menus", 1.0),))
 
 
 def test_stages_chain_and_replay_picks_seeds_from_sample_ids(tmp_path: Path) -> None:

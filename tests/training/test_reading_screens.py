@@ -154,3 +154,14 @@ def test_reading_accuracy_of_the_shipped_model_is_reported_per_family(tmp_path) 
     assert set(json.loads(out.read_text())["families"]) == set(FAMILIES)
     with pytest.raises(ValueError, match="per_family"):
         reading_accuracy(model, per_family=0)
+
+
+def test_family_weights_choose_the_screens_by_seed(processor: Processor) -> None:
+    only = [s["family"] for s in reading_samples(6, processor, seed=3, families={"two-buttons": 1.0})]
+    assert only == ["two-buttons"] * 6
+    mixed = [s["family"] for s in reading_samples(40, processor, seed=3, families={"links": 1.0, "options": 3.0})]
+    assert set(mixed) == {"links", "options"} and mixed.count("options") > mixed.count("links")
+    assert mixed == [s["family"] for s in reading_samples(40, processor, seed=3, families={"links": 1.0, "options": 3.0})]
+    for bad in ({"tables": 1.0}, {"links": -1.0}, {"links": 0.0}, {}):
+        with pytest.raises(ValueError, match="families maps some of"):
+            next(reading_samples(1, processor, families=bad))

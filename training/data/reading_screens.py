@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -418,18 +418,36 @@ def ocr_sample(seed: int, processor: Processor, *, output_format: str = "native-
 
 
 def reading_samples(count: int | None, processor: Processor, *, seed: int = 0, ocr: float = 0.0,
+                    family: str | None = None, families: Mapping[str, float] | None = None,
                     **kw: Any) -> Iterator[Sample]:
     """``count`` reading samples (endless when None) for seeds seed, seed+1, …; a share ``ocr`` of
-    them (chosen by seed) are OCR samples of their screen instead of the click."""
+    them (chosen by seed) are OCR samples of their screen instead of the click. ``family`` fixes
+    the family; ``families`` weighs them (chosen by seed); neither: each screen draws its own."""
     if not 0 <= ocr <= 1:
         raise ValueError(f"ocr is a share in [0, 1], got {ocr}")
+    if family is not None and families is not None:
+        raise ValueError("give family (one) or families (weights), not both")
+    names, weights = family_weights(families if family is None else {family: 1.0})
     i = 0
     while count is None or i < count:
         s = seed + i
         make = ocr_sample if ocr and random.Random(s ^ 0x0C4).random() < ocr else reading_sample
-        yield make(s, processor, **kw)
+        family = random.Random(s ^ 0xFA3).choices(names, weights)[0] if names else None
+        yield make(s, processor, family=family, **kw)
         i += 1
 
 
-__all__ = ["BUTTON_WORDS", "FAMILIES", "OCR_TASK", "ReadingScreen", "box_center", "miniwob_vocabulary", "ocr_sample",
-           "ocr_text", "reading_sample", "reading_samples", "reading_screen", "screen_media_targets"]
+def family_weights(families: Mapping[str, float] | None) -> tuple[list[str], list[float]]:
+    """(names, weights) of a family weighting, checked; empty lists for None (uniform)."""
+    if families is None:
+        return [], []
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown or not families or min(families.values()) < 0 or sum(families.values()) <= 0:
+        raise ValueError(f"families maps some of {', '.join(FAMILIES)} to weights >= 0 (not all 0), "
+                         f"got {dict(families)}")
+    return list(families), [float(w) for w in families.values()]
+
+
+__all__ = ["BUTTON_WORDS", "FAMILIES", "OCR_TASK", "ReadingScreen", "box_center", "family_weights",
+           "miniwob_vocabulary", "ocr_sample", "ocr_text", "reading_sample", "reading_samples", "reading_screen",
+           "screen_media_targets"]
