@@ -427,13 +427,13 @@ def reading_samples(count: int | None, processor: Processor, *, seed: int = 0, o
         raise ValueError(f"ocr is a share in [0, 1], got {ocr}")
     if family is not None and families is not None:
         raise ValueError("give family (one) or families (weights), not both")
-    names, weights = family_weights(families if family is None else {family: 1.0})
+    names, weights = family_weights(families)
     i = 0
     while count is None or i < count:
         s = seed + i
         make = ocr_sample if ocr and random.Random(s ^ 0x0C4).random() < ocr else reading_sample
-        family = random.Random(s ^ 0xFA3).choices(names, weights)[0] if names else None
-        yield make(s, processor, family=family, **kw)
+        drawn = random.Random(s ^ 0xFA3).choices(names, weights)[0] if names else family
+        yield make(s, processor, family=drawn, **kw)
         i += 1
 
 
