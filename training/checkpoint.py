@@ -78,14 +78,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
+#: How the agent runs a model directory (read by ``agent.factory.agent_settings``).
+AGENT_SETTINGS_NAME = "agent.json"
+
 
 def save_model_dir(directory: Path, vlm: PixelPilotVLForConditionalGeneration,
                    processor: Any | None, config: dict[str, Any],
                    extra: dict[str, torch.Tensor]) -> None:
-    """A loadable model directory: weights, processor, extra tensors and the run config."""
+    """A loadable model directory: weights, processor, extra tensors and the run config.
+
+    When the run config names how the agent must run the model (``config["agent"]``, e.g. the
+    ``miniwob-tiny`` stages' compact output format and token budget), it is also written as
+    ``agent.json`` so the directory runs as trained (``pixelpilot eval --model DIR``); without it
+    the agent would fall back to its generic defaults and the model would answer out of format.
+    """
     vlm.save_pretrained(directory)
     if processor is not None:
         processor.save_pretrained(directory)
+    if isinstance(config.get("agent"), dict):
+        write_json_atomic(directory / AGENT_SETTINGS_NAME, config["agent"])
     if extra:
         save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()},
                   str(directory / "extra.safetensors"))

@@ -74,3 +74,19 @@ def test_progress_into_a_log_is_not_redrawn_every_step(tmp_path: Path, capsys: p
     draws = [d for d in err.split("\r") if "step" in d]
     assert f"{steps}/{steps}" in err and "loss=" in err  # the final state, with its postfix
     assert 0 < len(draws) < steps, draws
+
+
+def test_a_model_dir_whose_run_names_agent_settings_runs_as_trained(tmp_path: Path) -> None:
+    """A stage's output (``final`` and every checkpoint) carries ``agent.json`` when its run config
+    says how the agent must run it, so ``pixelpilot eval --model DIR`` does not fall back to the
+    generic defaults (another output format: the model would answer out of format)."""
+    from agent.factory import agent_settings
+
+    from tests.training.core_helpers import tiny_model
+
+    settings = {"output_format": "native-compact", "history_images": 0, "max_tokens": 48}
+    ckpt.save_model_dir(tmp_path / "with", tiny_model(0), None, {"recipe": "x", "agent": settings}, {})
+    assert agent_settings(str(tmp_path / "with")) == settings
+    ckpt.save_model_dir(tmp_path / "without", tiny_model(0), None, {"recipe": "x"}, {})
+    assert not (tmp_path / "without" / ckpt.AGENT_SETTINGS_NAME).exists()
+    assert agent_settings(str(tmp_path / "without")) == {}
