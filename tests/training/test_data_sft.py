@@ -168,3 +168,22 @@ def test_cot_samples_keep_a_long_thought_in_think(run_dir: Path, processor: Proc
     assert expert.startswith("<think>A long, careful plan.</think>")
     # History replies carry the long thoughts too (what the model would have written).
     assert "Progress so far: step 1: click(x=" in processor.decode(samples[1]["input_ids"])
+
+
+def test_data_specs_visit_a_runs_episodes_in_a_seeded_shuffled_order(run_dir: Path, processor: Processor) -> None:
+    """``pixelpilot train --data trajectories:DIR`` (and ``cot:DIR``): runs are grouped by task, so
+    the source visits episodes shuffled by the run's seed (in stored order, a 60-step run met a task
+    it had not seen at step 41 and its loss jumped 3.3 → 5.0)."""
+    from training.data import resolve
+
+    for kind in ("trajectories", "cot"):
+        orders = {}
+        for seed in range(6):
+            (source,) = resolve(f"{kind}:{run_dir}", processor=processor, seed=seed)
+            orders[seed] = tuple(s["id"] for s in source)
+            assert orders[seed] == tuple(s["id"] for s in source)  # re-iterable, same order
+            expected = SFTConfig(shuffle_seed=seed)
+            assert orders[seed] == tuple(s["id"] for s in (trajectory_samples(run_dir, processor, expected)
+                                                           if kind == "trajectories" else
+                                                           cot_samples(run_dir, processor, expected)))
+        assert len(set(orders.values())) > 1

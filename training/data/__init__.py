@@ -75,13 +75,13 @@ def _int_arg(name: str, arg: str | None, default: int, minimum: int = 1) -> int:
 
 def _trajectories(arg: str | None, *, processor: Processor, seed: int = 0, **kw: Any) -> Samples:
     run = _required("trajectories", arg, "RUN_DIR")
-    config = SFTConfig(**kw)
+    config = SFTConfig(**{"shuffle_seed": seed, **kw})  # runs are grouped by task: visit them mixed
     return Samples("trajectories", arg, lambda: trajectory_samples(run, processor, config))
 
 
 def _cot(arg: str | None, *, processor: Processor, seed: int = 0, **kw: Any) -> Samples:
     run = _required("cot", arg, "RUN_DIR")
-    config = SFTConfig(**kw)
+    config = SFTConfig(**{"shuffle_seed": seed, **kw})  # runs are grouped by task: visit them mixed
     return Samples("cot", arg, lambda: cot_samples(run, processor, config))
 
 
