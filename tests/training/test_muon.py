@@ -59,6 +59,21 @@ def test_parameter_split_follows_the_documented_rule() -> None:
     assert len(muon) + len(adamw_names) == len(list(model.parameters()))
 
 
+def test_without_muon_every_parameter_is_adamw_and_steps_as_torch_adamw() -> None:
+    model, ref = tiny_model(), tiny_model()
+    opt = build_optimizer(model, OptimConfig(lr=1e-3, muon=False, betas=(0.9, 0.999)))
+    assert [g["use_muon"] for g in opt.param_groups] == [False]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    torch_opt = torch.optim.AdamW(ref.parameters(), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.999))
+    for p, q in zip(model.parameters(), ref.parameters()):
+        g = torch.randn_like(p)
+        p.grad, q.grad = g.clone(), g.clone()
+    opt.step()
+    torch_opt.step()
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_muon_step_is_the_documented_update() -> None:
     torch.manual_seed(1)
     layer = nn.Linear(24, 40, bias=False)

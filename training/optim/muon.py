@@ -18,7 +18,7 @@ the network — attention, MLP/expert, router, projector, patch embedding. AdamW
 embeddings (``nn.Embedding``), the LM head (its rows are per-token, like embeddings), every
 norm weight, every bias, the vision position table, and any scalar/1-D parameter (e.g. the
 SigLIP temperature). The rule is by module type, not by name, so new layers are classified
-without editing a list.
+without editing a list. ``OptimConfig(muon=False)`` puts every parameter in the AdamW group.
 
 What this module does not do: sharding (``zero.py``), LR schedules (``training.trainer``).
 """
@@ -49,6 +49,7 @@ class OptimConfig:
     ns_steps: int = 5
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW
     eps: float = 1e-8  # AdamW
+    muon: bool = True  # False: every parameter gets AdamW (no Muon group), e.g. for a fine-tuning stage
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or (self.adamw_lr is not None and self.adamw_lr <= 0):
@@ -193,7 +194,7 @@ def split_param_groups(model: nn.Module, cfg: OptimConfig,
             if not param.requires_grad or id(param) in seen:
                 continue
             seen.add(id(param))
-            (muon if is_muon_param(module, name, param, heads) else adamw).append(param)
+            (muon if cfg.muon and is_muon_param(module, name, param, heads) else adamw).append(param)
     groups = []
     if muon:
         groups.append({"params": muon, "use_muon": True, "lr": cfg.lr, "base_lr": cfg.lr})
