@@ -19,7 +19,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[MiniWoBTinyConfi
     out = tmp_path_factory.mktemp("mwt") / "run"
     config = MiniWoBTinyConfig(out=str(out), tasks=("click-test", "enter-text"), episodes=2, workers=1,
                                model="tiny", steps=4, batch_size=4, max_len=512, grounding_pool=6, ramp=0.5,
-                               copy_steps=2, read_steps=2, read_episodes=1, save_every=2, progress=False)
+                               copy_steps=2, read_steps=2, read_episodes=1, read_adamw=True, save_every=2,
+                               progress=False)
     return config, run_pipeline(config)
 
 
@@ -36,6 +37,12 @@ def test_every_part_leaves_its_output(pipeline: tuple[MiniWoBTinyConfig, dict]) 
     read = [json.loads(line) for line in (root / "train-read" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in read] == [1, 2] and read[0]["weights"]["reading"] > 0
     assert (root / "train" / "loss_curve.png").is_file()
+    trainers = {stage: json.loads((root / stage / "final" / "train_config.json").read_text())["trainer"]
+                for stage in ("train", "train-copy", "train-read")}
+    assert [t["optim"]["muon"] for t in trainers.values()] == [True, True, False]  # read_adamw: AdamW only
+    assert [t["schedule"]["kind"] for t in trainers.values()] == ["cosine", "cosine", "constant"]
+    for stage in trainers:  # every stage's model runs as trained (pixelpilot eval --model DIR/STAGE/final)
+        assert json.loads((root / stage / "final" / "agent.json").read_text()) == AGENT_SETTINGS
     model = root / "model"
     assert json.loads((model / "agent.json").read_text()) == AGENT_SETTINGS
     info = json.loads((model / "training.json").read_text())
