@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -81,6 +82,7 @@ def agent_settings(model_dir: str) -> dict[str, Any]:
     """
     path = os.path.join(model_dir, AGENT_SETTINGS_FILE)
     if not os.path.isfile(path):
+        _warn_if_trained_for_other_settings(model_dir)
         return {}
     try:
         with open(path, encoding="utf-8") as f:
@@ -96,6 +98,23 @@ def agent_settings(model_dir: str) -> dict[str, Any]:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ValueError(f"{path}: {key} must be {'a string' if kind is str else 'an integer'}, got {value!r}")
     return data
+
+
+def _warn_if_trained_for_other_settings(model_dir: str) -> None:
+    """A training run's output without ``agent.json`` whose ``train_config.json`` names agent
+    settings (copied by hand, or written before stages saved it): say so on stderr, since the
+    generic defaults give such a model a prompt it was not trained on (its replies will not parse)."""
+    config = os.path.join(model_dir, "train_config.json")
+    try:
+        with open(config, encoding="utf-8") as f:
+            trained = json.load(f).get("agent")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(trained, dict) and trained:
+        print(f"warning: {model_dir} has no {AGENT_SETTINGS_FILE} but was trained for {json.dumps(trained)} "
+              f"(train_config.json); running it with the generic settings instead. Write that object to "
+              f"{os.path.join(model_dir, AGENT_SETTINGS_FILE)} to run it as trained.",
+              file=sys.stderr)
 
 
 def make_policy(model: str, *, model_name: str | None = None, output_format: str | None = None,

@@ -90,3 +90,22 @@ def test_a_model_dir_whose_run_names_agent_settings_runs_as_trained(tmp_path: Pa
     ckpt.save_model_dir(tmp_path / "without", tiny_model(0), None, {"recipe": "x"}, {})
     assert not (tmp_path / "without" / ckpt.AGENT_SETTINGS_NAME).exists()
     assert agent_settings(str(tmp_path / "without")) == {}
+
+
+def test_a_trained_dir_without_agent_json_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stage output copied without ``agent.json`` still names its settings in train_config.json:
+    the agent says it runs the model with the generic ones instead, and what to write."""
+    from agent.factory import agent_settings
+
+    from tests.training.core_helpers import tiny_model
+
+    settings = {"output_format": "native-compact", "history_images": 0, "max_tokens": 48}
+    ckpt.save_model_dir(tmp_path / "m", tiny_model(0), None, {"recipe": "x", "agent": settings}, {})
+    (tmp_path / "m" / ckpt.AGENT_SETTINGS_NAME).unlink()
+    capsys.readouterr()  # saving draws progress bars on stderr
+    assert agent_settings(str(tmp_path / "m")) == {}
+    err = capsys.readouterr().err
+    assert "has no agent.json" in err and '"native-compact"' in err and str(tmp_path / "m" / "agent.json") in err
+    ckpt.save_model_dir(tmp_path / "plain", tiny_model(0), None, {"recipe": "x"}, {})
+    capsys.readouterr()
+    assert agent_settings(str(tmp_path / "plain")) == {} and capsys.readouterr().err == ""
