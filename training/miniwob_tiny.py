@@ -41,7 +41,8 @@ continues where it stopped when started again with the same flags):
    optimizer: on 70 % two-buttons screens + 30 % replayed trajectories (1600 steps of 16), plain
    AdamW at a constant 5e-4 (``read_adamw``) lifts MiniWoB click-test-2 44 → 63 %, Muon + AdamW
    with cosine decay 37 %; but the AdamW run forgets (login-user 88 → 45 %, use-autocomplete
-   68 → 35 %, click-dialog 100 → 80 %), and this stage with ``read_adamw`` (55 % two-buttons,
+   68 → 35 %, click-dialog 100 → 80 %; with 10 % of copy variants in the replay: click-test-2
+   60 %, click-dialog 25 %, use-autocomplete 10 %), and this stage with ``read_adamw`` (55 % two-buttons,
    the rest replay with copy variants and grounding, 1600 steps of 20) neither read (click-test-2
    40 %) nor kept the tasks (click-dialog 40 %, use-autocomplete 10 %). So the shipped model does
    not include this stage; it is here to be built on.
