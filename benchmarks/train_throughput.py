@@ -3,9 +3,10 @@
 Trains the tiny (or small) model for one pass over the same SFT samples (MiniWoB expert
 trajectories, ``training.data.sft``) twice, from the same initial weights and in the same
 batches of ``--batch-size`` samples, the two runs taking steps in turn (so that the machine's
-slower and faster spells fall on both alike, not on one run timed after the other): once padded (one sample per row, padded to the batch's
-longest) and once packed (``collate_packed``: the batch's samples laid end to end, isolated by
-segment ids, positions restarting per sample; by default all in one row, as Hugging Face's
+slower and faster spells fall on both alike, not on one run timed after the other): once
+padded (one sample per row, padded to the batch's longest) and once packed
+(``collate_packed``: the batch's samples laid end to end, isolated by segment ids, positions
+restarting per sample; by default all in one row, as Hugging Face's
 ``DataCollatorWithFlattening`` does, or in rows of ``--max-len`` as ``pixelpilot train``
 packs). Every step sees the same samples in both modes, so the two loss curves agree (up to
 float summation order: a check that packing keeps samples apart); the figure is real (non-pad)
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +51,8 @@ import torch
 from model.config import PRESETS
 from model.modeling import build_model
 from model.processing import Processor
+from model.processing.processor import IGNORE_INDEX
+from model.special_tokens import PAD_TOKEN_ID
 from training.data import SFTConfig, batch_tokens
 from training.data.packing import collate_packed, collate_padded, sample_length
 from training.data.sft import trajectory_samples
@@ -90,7 +94,8 @@ class Pass:
         self.losses.append(loss.item())
         if timed:
             r, s = batch_tokens(batch)
-            self.real, self.slots, self.steps, self.elapsed = self.real + r, self.slots + s, self.steps + 1, self.elapsed + dt
+            self.real, self.slots, self.steps = self.real + r, self.slots + s, self.steps + 1
+            self.elapsed += dt
 
     def result(self) -> dict[str, float]:
         return {"real_tokens": self.real, "slots": self.slots, "fill": self.real / max(self.slots, 1),
@@ -135,7 +140,7 @@ def compare(samples: list[dict], mix: str, batch_size: int, args: argparse.Names
         "padded": collate_padded,
         "packed": lambda g: collate_packed(g, args.max_len or sum(map(sample_length, g)), pad_to_max_len=False),
     }
-    if getattr(args, "fixed", False):
+    if args.fixed:
         modes["padded-fixed"] = lambda g: pad_to_width(collate_padded(g), fixed)
     results = interleaved(groups, modes, args.config, args.seed)
     for name, r in results.items():
@@ -156,8 +161,6 @@ def compare(samples: list[dict], mix: str, batch_size: int, args: argparse.Names
 
 def pad_to_width(batch: dict[str, torch.Tensor], width: int) -> dict[str, torch.Tensor]:
     """A padded batch widened to ``width`` tokens a row (static shapes, as a fixed-length trainer pads)."""
-    from training.data.packing import IGNORE_INDEX, PAD_TOKEN_ID
-
     extra = width - batch["input_ids"].shape[1]
     if extra < 0:
         raise ValueError(f"batch rows hold {batch['input_ids'].shape[1]} tokens, more than width={width}")
@@ -169,8 +172,6 @@ def pad_to_width(batch: dict[str, torch.Tensor], width: int) -> dict[str, torch.
 
 def summarise(draws: list[dict]) -> dict:
     """Median, min and max packed/padded ratio over the draws, with every draw's figures."""
-    import statistics
-
     ratios = [d["packed_over_padded"] for d in draws]
     got = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "draws": draws}
     fixed = [d["packed_over_fixed"] for d in draws if "packed_over_fixed" in d]
@@ -181,7 +182,6 @@ def summarise(draws: list[dict]) -> dict:
 
 def processes(run: Path, nproc: int, steps: int) -> float:
     """Median tokens/s of ``pixelpilot train --recipe sft`` with ``nproc`` processes (first step excluded)."""
-    import statistics
     import tempfile
 
     out = Path(tempfile.mkdtemp(prefix=f"tt{nproc}_"))
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         for b in sizes:
             got = report["mixes"][mix][str(b)]
             print(f"[{mix}, {b} samples a batch] packing / padding to the batch's longest over {args.repeats} "
-                  f"draw(s): median {got['median']:.2f}x (min {got['min']:.2f}x, max {got['max']:.2f}x; target >= 1.5x)")
+                  f"draw(s): median {got['median']:.2f}x (min {got['min']:.2f}x, max {got['max']:.2f}x; "
+                  f"target >= 1.5x)")
             if "fixed" in got:
                 f = got["fixed"]
                 print(f"[{mix}, {b} samples a batch] packing / padding to a fixed length: median {f['median']:.2f}x "

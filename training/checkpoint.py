@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from agent.factory import AGENT_SETTINGS_FILE
 from model.modeling import PixelPilotVLForConditionalGeneration
 from training import distributed as D
 
@@ -78,9 +79,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-#: How the agent runs a model directory (read by ``agent.factory.agent_settings``).
-AGENT_SETTINGS_NAME = "agent.json"
-
 
 def save_model_dir(directory: Path, vlm: PixelPilotVLForConditionalGeneration,
                    processor: Any | None, config: dict[str, Any],
@@ -96,7 +94,7 @@ def save_model_dir(directory: Path, vlm: PixelPilotVLForConditionalGeneration,
     if processor is not None:
         processor.save_pretrained(directory)
     if isinstance(config.get("agent"), dict):
-        write_json_atomic(directory / AGENT_SETTINGS_NAME, config["agent"])
+        write_json_atomic(directory / AGENT_SETTINGS_FILE, config["agent"])
     if extra:
         save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()},
                   str(directory / "extra.safetensors"))

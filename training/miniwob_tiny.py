@@ -316,8 +316,7 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
         model = str(config.root / STAGE_DIRS[previous_stage(config, stage) or "sft"] / "final")
     # read_adamw: plain AdamW at a constant LR, the optimizer of the runs that learned to read (3c).
     adamw = read and config.read_adamw
-    optim = OptimConfig(lr=lr, weight_decay=0.01, muon=False, betas=(0.9, 0.999)) if adamw else \
-        OptimConfig(lr=lr, weight_decay=0.01)
+    optim = OptimConfig(lr=lr, weight_decay=0.01, muon=not adamw, betas=(0.9, 0.999) if adamw else OptimConfig.betas)
     trainer_config = TrainerConfig(
         output_dir=str(config.root / STAGE_DIRS[stage]), max_steps=steps, micro_batch_size=config.batch_size,
         max_len=config.max_len, optim=optim,

@@ -80,7 +80,7 @@ def test_a_model_dir_whose_run_names_agent_settings_runs_as_trained(tmp_path: Pa
     """A stage's output (``final`` and every checkpoint) carries ``agent.json`` when its run config
     says how the agent must run it, so ``pixelpilot eval --model DIR`` does not fall back to the
     generic defaults (another output format: the model would answer out of format)."""
-    from agent.factory import agent_settings
+    from agent.factory import AGENT_SETTINGS_FILE, agent_settings
 
     from tests.training.core_helpers import tiny_model
 
@@ -88,20 +88,20 @@ def test_a_model_dir_whose_run_names_agent_settings_runs_as_trained(tmp_path: Pa
     ckpt.save_model_dir(tmp_path / "with", tiny_model(0), None, {"recipe": "x", "agent": settings}, {})
     assert agent_settings(str(tmp_path / "with")) == settings
     ckpt.save_model_dir(tmp_path / "without", tiny_model(0), None, {"recipe": "x"}, {})
-    assert not (tmp_path / "without" / ckpt.AGENT_SETTINGS_NAME).exists()
+    assert not (tmp_path / "without" / AGENT_SETTINGS_FILE).exists()
     assert agent_settings(str(tmp_path / "without")) == {}
 
 
 def test_a_trained_dir_without_agent_json_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A stage output copied without ``agent.json`` still names its settings in train_config.json:
     the agent says it runs the model with the generic ones instead, and what to write."""
-    from agent.factory import agent_settings
+    from agent.factory import AGENT_SETTINGS_FILE, agent_settings
 
     from tests.training.core_helpers import tiny_model
 
     settings = {"output_format": "native-compact", "history_images": 0, "max_tokens": 48}
     ckpt.save_model_dir(tmp_path / "m", tiny_model(0), None, {"recipe": "x", "agent": settings}, {})
-    (tmp_path / "m" / ckpt.AGENT_SETTINGS_NAME).unlink()
+    (tmp_path / "m" / AGENT_SETTINGS_FILE).unlink()
     capsys.readouterr()  # saving draws progress bars on stderr
     assert agent_settings(str(tmp_path / "m")) == {}
     err = capsys.readouterr().err

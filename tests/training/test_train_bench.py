@@ -15,7 +15,7 @@ from tests.training.core_helpers import image_samples, text_samples
 def test_padded_and_packed_train_in_turn_on_the_same_batches() -> None:
     bench = load_benchmark("train_throughput")
     samples = list(image_samples(0, count=6)) + list(text_samples(1, count=6, lo=10, hi=60))
-    args = argparse.Namespace(max_len=0, config="tiny", seed=0)
+    args = argparse.Namespace(max_len=0, config="tiny", seed=0, fixed=False)
     report = bench.compare(samples, "test", 4, args)
     padded, packed = report["results"]["padded"], report["results"]["packed"]
     assert padded["steps"] == packed["steps"] == 2  # 3 batches, the first one warms up
