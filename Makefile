@@ -22,6 +22,11 @@ bench: setup
 	.venv/bin/python benchmarks/agent_context_reuse.py --out runs/bench/agent_context_reuse.json
 	.venv/bin/python benchmarks/decode_speed.py --out runs/bench/decode_speed.json
 	.venv/bin/python benchmarks/train_throughput.py
+	# the same with a docker desktop run (1024x768) pooled in: mixed screen sizes, as collected in practice
+	bash scripts/build_docker_image.sh >/dev/null
+	.venv/bin/pixelpilot collect --suite docker --tasks terminal-file --episodes 16 --out runs/bench/docker_run --resume
+	.venv/bin/python benchmarks/train_throughput.py --run out/bench/train_run --run runs/bench/docker_run \
+		--out runs/bench/train_throughput_mixed.json
 	.venv/bin/python benchmarks/env_reset.py --out runs/bench/env_reset.json
 
 clean:

@@ -12,10 +12,13 @@ packs). Every step sees the same samples in both modes, so the two loss curves a
 float summation order: a check that packing keeps samples apart); the figure is real (non-pad)
 tokens per second of forward + backward + AdamW step.
 
-    .venv/bin/python benchmarks/train_throughput.py [--run DIR] [--samples 96] [--batch-size 4,16] [--config tiny]
+    .venv/bin/python benchmarks/train_throughput.py [--run DIR ...] [--samples 96] [--batch-size 4,16] [--config tiny]
 
 Without ``--run`` a small run is collected first with ``pixelpilot collect`` (MiniWoB experts,
-Chromium) into ``out/bench/train_run``. Prints the ratio and writes JSON (``--out``).
+Chromium) into ``out/bench/train_run``. ``--run`` repeated pools several runs: MiniWoB screens
+are 160×210 while a docker desktop is 1024×768 at native resolution, so a pool of both (as a
+user collecting in a browser and in a container trains on) spreads sample lengths far wider than
+either alone. Prints the ratio and writes JSON (``--out``).
 
 One draw of ``--samples`` from the run can land high or low (the same runs gave 1.25× and 1.53×
 at 16 a batch on two draws): ``--repeats N`` measures N draws (the pool shuffled with seeds
@@ -60,15 +63,25 @@ from training.data.sft import trajectory_samples
 TASKS = "click-button,click-checkboxes,click-button-sequence,enter-text,enter-password,login-user,focus-text,click-tab"
 
 
-def ensure_run(run: Path | None, episodes: int) -> Path:
-    """``run`` if given, else a small MiniWoB expert run collected (once) under ``out/bench``."""
-    if run is not None:
-        return run
+def ensure_runs(runs: list[Path] | None, episodes: int) -> list[Path]:
+    """``runs`` if given, else a small MiniWoB expert run collected (once) under ``out/bench``."""
+    if runs:
+        missing = [str(r) for r in runs if not (r / "episodes").is_dir()]
+        if missing:
+            raise SystemExit(f"--run: no episodes/ folder in {', '.join(missing)}; give a run written by "
+                             "pixelpilot collect or eval")
+        return runs
     run = Path("out/bench/train_run")
     if not (run / "episodes").is_dir():
         subprocess.run([sys.executable, "-m", "agent.cli", "collect", "--tasks", TASKS, "--episodes", str(episodes),
                         "--out", str(run)], check=True)
-    return run
+    return [run]
+
+
+def trajectory_pool(runs: list[Path], history_images: int) -> list[dict]:
+    """SFT samples of every run, in the order given (each run's own order kept)."""
+    processor, config = Processor.default(), SFTConfig(history_images=history_images)
+    return [s for run in runs for s in trajectory_samples(run, processor, config)]
 
 
 class Pass:
@@ -195,11 +208,14 @@ def processes(run: Path, nproc: int, steps: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", type=Path, help="trajectory run directory (default: collect one)")
+    ap.add_argument("--run", type=Path, action="append",
+                    help="trajectory run directory; repeat to pool several runs, e.g. a MiniWoB run and a "
+                         "docker desktop run (default: collect a MiniWoB run)")
     ap.add_argument("--episodes", type=int, default=4, help="episodes per task when collecting")
     ap.add_argument("--samples", type=int, default=96)
     ap.add_argument("--config", default="tiny", choices=sorted(PRESETS))
-    ap.add_argument("--history-images", type=int, default=2)
+    ap.add_argument("--history-images", type=int, default=3,
+                    help="earlier screenshots a sample carries (3: the agent's default layout)")
     ap.add_argument("--batch-size", default="4,16",
                     help="samples per padded batch; a comma-separated list is measured size by size")
     ap.add_argument("--max-len", type=int, default=0,
@@ -222,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         ap.error(f"--repeats needs at least 1 draw, got {args.repeats}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    run = ensure_run(args.run, args.episodes)
-    pool = list(trajectory_samples(run, Processor.default(), SFTConfig(history_images=args.history_images)))
-    report: dict = {"config": args.config, "history_images": args.history_images, "batch_sizes": sizes,
+    runs = ensure_runs(args.run, args.episodes)
+    pool = trajectory_pool(runs, args.history_images)
+    report: dict = {"runs": [str(r) for r in runs], "config": args.config, "history_images": args.history_images, "batch_sizes": sizes,
                     "max_len": args.max_len, "torch_threads": torch.get_num_threads(), "repeats": args.repeats,
                     "pool": len(pool), "mixes": {}}
     names = ("trajectories", "sft") if args.mix == "both" else (args.mix,)
@@ -251,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{mix}, {b} samples a batch] packing / padding to a fixed length: median {f['median']:.2f}x "
                       f"(min {f['min']:.2f}x, max {f['max']:.2f}x)")
     if args.nproc_steps:
-        one, two = processes(run, 1, args.nproc_steps), processes(run, 2, args.nproc_steps)
+        one, two = processes(runs[0], 1, args.nproc_steps), processes(runs[0], 2, args.nproc_steps)
         report["processes"] = {"1": one, "2": two, "two_over_one": two / one}
         print(f"pixelpilot train --recipe sft: 1 process {one:.0f} tokens/s, 2 processes {two:.0f} tokens/s "
               f"= {two / one:.2f}x (2 cores)")

@@ -61,3 +61,11 @@ def test_fixed_length_padding_is_a_third_layout_with_the_same_losses() -> None:
     assert batch["input_ids"].shape[1] == batch["labels"].shape[1] == batch["attention_mask"].shape[1] == 80
     with pytest.raises(ValueError, match="more than width"):
         bench.pad_to_width(bench.collate_padded(samples[6:8]), 3)
+
+
+def test_a_run_without_episodes_is_refused_with_what_to_give(tmp_path) -> None:
+    bench = load_benchmark("train_throughput")
+    (tmp_path / "good" / "episodes").mkdir(parents=True)
+    assert bench.ensure_runs([tmp_path / "good"], 1) == [tmp_path / "good"]
+    with pytest.raises(SystemExit, match="no episodes/ folder in .*typo"):
+        bench.ensure_runs([tmp_path / "good", tmp_path / "typo"], 1)
