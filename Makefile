@@ -26,7 +26,7 @@ bench: setup
 	bash scripts/build_docker_image.sh >/dev/null
 	.venv/bin/pixelpilot collect --suite docker --tasks terminal-file --episodes 16 --out runs/bench/docker_run --resume
 	.venv/bin/python benchmarks/train_throughput.py --run out/bench/train_run --run runs/bench/docker_run \
-		--out runs/bench/train_throughput_mixed.json
+		--mix trajectories --nproc-steps 0 --out runs/bench/train_throughput_mixed.json
 	.venv/bin/python benchmarks/env_reset.py --out runs/bench/env_reset.json
 
 clean:
