@@ -58,7 +58,7 @@ from model.processing.processor import IGNORE_INDEX
 from model.special_tokens import PAD_TOKEN_ID
 from training.data import SFTConfig, batch_tokens
 from training.data.packing import collate_packed, collate_padded, sample_length
-from training.data.sft import trajectory_samples
+from training.data.sft import TrajectoryDataError, trajectory_samples
 
 TASKS = "click-button,click-checkboxes,click-button-sequence,enter-text,enter-password,login-user,focus-text,click-tab"
 
@@ -66,22 +66,12 @@ TASKS = "click-button,click-checkboxes,click-button-sequence,enter-text,enter-pa
 def ensure_runs(runs: list[Path] | None, episodes: int) -> list[Path]:
     """``runs`` if given, else a small MiniWoB expert run collected (once) under ``out/bench``."""
     if runs:
-        missing = [str(r) for r in runs if not (r / "episodes").is_dir()]
-        if missing:
-            raise SystemExit(f"--run: no episodes/ folder in {', '.join(missing)}; give a run written by "
-                             "pixelpilot collect or eval")
         return runs
     run = Path("out/bench/train_run")
     if not (run / "episodes").is_dir():
         subprocess.run([sys.executable, "-m", "agent.cli", "collect", "--tasks", TASKS, "--episodes", str(episodes),
                         "--out", str(run)], check=True)
     return [run]
-
-
-def trajectory_pool(runs: list[Path], history_images: int) -> list[dict]:
-    """SFT samples of every run, in the order given (each run's own order kept)."""
-    processor, config = Processor.default(), SFTConfig(history_images=history_images)
-    return [s for run in runs for s in trajectory_samples(run, processor, config)]
 
 
 class Pass:
@@ -239,9 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--repeats needs at least 1 draw, got {args.repeats}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     runs = ensure_runs(args.run, args.episodes)
-    pool = trajectory_pool(runs, args.history_images)
-    report: dict = {"runs": [str(r) for r in runs], "config": args.config, "history_images": args.history_images, "batch_sizes": sizes,
-                    "max_len": args.max_len, "torch_threads": torch.get_num_threads(), "repeats": args.repeats,
+    try:
+        pool = list(trajectory_samples(runs, Processor.default(), SFTConfig(history_images=args.history_images)))
+    except TrajectoryDataError as exc:
+        raise SystemExit(f"--run: {exc}") from exc
+    report: dict = {"runs": [str(r) for r in runs], "config": args.config, "history_images": args.history_images,
+                    "batch_sizes": sizes, "max_len": args.max_len, "torch_threads": torch.get_num_threads(), "repeats": args.repeats,
                     "pool": len(pool), "mixes": {}}
     names = ("trajectories", "sft") if args.mix == "both" else (args.mix,)
     draws: dict[str, dict[int, list[dict]]] = {m: {b: [] for b in sizes} for m in names}

@@ -113,6 +113,9 @@ def test_filters(run_dir: Path, processor: Processor) -> None:
     assert processor.decode(_target_ids(no_thoughts), skip_special_tokens=False).startswith("click(x=")
     with pytest.raises(TrajectoryDataError, match="pixelpilot collect"):
         list(trajectory_samples(run_dir / "nope", processor))
+    later_typo = trajectory_samples([run_dir, run_dir / "nope"], processor)
+    with pytest.raises(TrajectoryDataError, match="nope is not a trajectory run"):
+        next(later_typo)  # refused before the first run's samples are built
 
 
 def test_compact_format_and_shuffled_episode_order(run_dir: Path, processor: Processor) -> None:

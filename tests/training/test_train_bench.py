@@ -67,5 +67,7 @@ def test_a_run_without_episodes_is_refused_with_what_to_give(tmp_path) -> None:
     bench = load_benchmark("train_throughput")
     (tmp_path / "good" / "episodes").mkdir(parents=True)
     assert bench.ensure_runs([tmp_path / "good"], 1) == [tmp_path / "good"]
-    with pytest.raises(SystemExit, match="no episodes/ folder in .*typo"):
-        bench.ensure_runs([tmp_path / "good", tmp_path / "typo"], 1)
+    with pytest.raises(SystemExit, match="--run: .*typo is not a trajectory run .*pixelpilot collect"):
+        bench.main(["--run", str(tmp_path / "good"), "--run", str(tmp_path / "typo"), "--nproc-steps", "0",
+                    "--out", str(tmp_path / "out.json")])
+    assert not (tmp_path / "out.json").exists()

@@ -190,14 +190,18 @@ def episode_samples(episode: Episode, processor: Processor, config: SFTConfig = 
 
 
 def run_episodes(runs: Path | str | Sequence[Path | str], config: SFTConfig = SFTConfig()) -> Iterator[Episode]:
-    """Episodes of one or more run directories that pass ``config``'s filters, oldest first."""
-    paths = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    """Episodes of one or more run directories that pass ``config``'s filters, oldest first.
+
+    Every directory is checked before any episode is read, so a mistyped second run fails at
+    once instead of after the first run's samples were built."""
+    paths = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     if not paths:
         raise TrajectoryDataError("no trajectory run given; pass a directory written by pixelpilot collect")
-    for path in map(Path, paths):
+    for path in paths:
         if not (path / "episodes").is_dir():
             raise TrajectoryDataError(f"{path} is not a trajectory run (no episodes/ directory); "
                                       "record one with: pixelpilot collect --out DIR")
+    for path in paths:
         with TrajectoryStore(path) as store:
             rows = store.query(outcome="success" if config.only_successful else None,
                                privileged=False if config.skip_privileged else None)
