@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zero1", action="store_true", help="shard optimizer state (ZeRO-1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--episodes", type=int, default=None,
-                   help="miniwob-tiny: expert episodes per task (default 1000)")
+                   help="miniwob-tiny: expert episodes per task (default 600)")
     p.add_argument("--workers", type=int, default=None, help="miniwob-tiny: collection processes (default 2)")
 
 

@@ -12,14 +12,18 @@ continues where it stopped when started again with the same flags):
 3. **sft** (``DIR/train``): one joint stage (vision tower, projector and decoder all train)
    on the CoT run mixed with synthetic MiniWoB-style grounding screens
    (``training.data.gui_samples``, drawn at the env's scale; ``random_labels`` of them carry
-   made-up words, which only reading finds) and, at ``sft_copy_weight``, copy variants (3b),
-   packed rows, Muon + AdamW, cosine schedule, checkpoints every ``save_every`` steps. The
+   made-up words, which only reading finds), at ``sft_copy_weight``, copy variants (3b), and at
+   ``reading_weight`` the reading screens of 3c with their dense media-word loss from the first
+   step (the vision tower learns which word is where while it learns everything else, instead of
+   being taught to read afterwards, which made it forget the tasks), packed rows, Muon + AdamW,
+   cosine schedule, checkpoints every ``save_every`` steps. The
    decoder starts from random weights (no pre-trained LM here), so a frozen-decoder ``align``
    stage would align to noise: all parts train from the first step.
 3b. **copy** (``DIR/train-copy``): a short second SFT stage from part 3's model at a lower LR
    that gives a larger share to *copy variants* (``training.data.copy_variants``): every
    recorded typing step re-written with new random quoted phrases, so the model copies the
-   text to type from the task instead of recalling the names it saw in training.
+   text to type from the task instead of recalling the names it saw in training; reading screens
+   keep their ``reading_weight`` share.
 3c. **read** (``DIR/train-read``, off by default: ``read_steps=0``): a third SFT stage from the
    previous stage's model on fresh synthetic screens of the *reading* tasks
    (``training.data.reading_screens``: ONE/TWO buttons, click-button's flow, click-link's
@@ -28,13 +32,13 @@ continues where it stopped when started again with the same flags):
    replay of the trajectories of seeds below ``read_episodes`` (and their copy variants and
    grounding screens); on the reading screens the dense media-word loss
    (``training.data.media_words``, weight ``read_media_words``) tells every image token over a
-   button, link or option which label it shows. Measured on the shipped model (4000 steps with
-   OCR, 33 min): the reading screens' click accuracy barely moved (two-buttons 43 → 44 %, links
-   5 → 14 %; ``training.reading_eval``); on MiniWoB click-button rose 44 → 56 %, click-test-2
-   44 → 54 %, but use-autocomplete fell 68 → 20 %. With the media-word loss under an earlier
-   label rule (every token an element covered a quarter of) and no OCR: 2400 steps (21 min)
-   two-buttons 40 %, buttons 67 %, links 5 %, options 37 %; 2900 steps weighted towards
-   two-buttons/options (``read_families``) 48 / 65 / 8 / 38 %. The rule now in place (tokens
+   button, link or option which label it shows. Measured on the model trained without reading
+   screens in stage 1 (71.8 %; 4000 steps with OCR, 33 min): the reading screens' click accuracy
+   barely moved (two-buttons 43 → 44 %, links 5 → 14 %; ``training.reading_eval``); on MiniWoB
+   click-button rose 44 → 56 %, click-test-2 44 → 54 %, but use-autocomplete fell 68 → 20 %. With
+   the media-word loss under an earlier label rule (every token an element covered a quarter of) and
+   no OCR: 2400 steps (21 min) two-buttons 40 %, buttons 67 %, links 5 %, options 37 %; 2900 steps
+   weighted towards two-buttons/options (``read_families``) 48 / 65 / 8 / 38 %. The rule now in place (tokens
    whose cell centre the element holds) lifts two-buttons screens alone to 77 % in 5 minutes
    (that rule: 50 %; no media-word loss: 52 %) in a plain AdamW loop, but not in this stage:
    2000 steps with it and the weights above gave 43 / 62 / 8 / 35 %. What differs is the
@@ -45,7 +49,8 @@ continues where it stopped when started again with the same flags):
    60 %, click-dialog 25 %, use-autocomplete 10 %), and this stage with ``read_adamw`` (55 % two-buttons,
    the rest replay with copy variants and grounding, 1600 steps of 20) neither read (click-test-2
    40 %) nor kept the tasks (click-dialog 40 %, use-autocomplete 10 %). So the shipped model does
-   not include this stage; it is here to be built on.
+   not include this stage; the same screens and loss in stages 1 and 2 (``reading_weight``) are
+   what taught it to read (two-buttons 43 → 73 %, buttons 29 → 64 %; MiniWoB mean 71.8 → 76.3 %).
 4. **model** (``DIR/model``): the final weights, the processor and ``agent.json`` (the
    ``native-compact`` prompt, no earlier screenshots, short replies): what ``pixelpilot eval
    --model DIR/model`` and ``make demo`` run.
@@ -110,7 +115,7 @@ class MiniWoBTinyConfig:
 
     out: str
     tasks: tuple[str, ...] = TASKS
-    episodes: int = 1000  # expert episodes per task (seeds 0 .. episodes-1)
+    episodes: int = 600  # expert episodes per task (seeds 0 .. episodes-1)
     workers: int = 2  # collection processes
     model: str = "miniwob_tiny"  # model preset
     max_patches: int = 192  # image patches (before the 2×2 merge): 320×420 screens → 167×220
@@ -119,11 +124,12 @@ class MiniWoBTinyConfig:
     max_len: int = 1024
     lr: float = 2e-3
     warmup_steps: int = 30
-    grounding_weight: float = 0.3  # share of synthetic grounding samples once the ramp is over
+    grounding_weight: float = 0.2  # share of synthetic grounding samples once the ramp is over
     grounding_pool: int = 8000  # synthetic samples rendered once and cycled (~16 ms each to render)
     solo: float = 0.5  # share of synthetic screens that show the target widget alone
     random_labels: float = 0.5  # share of synthetic screens whose labels are made-up words (reading, not recall)
     sft_copy_weight: float = 0.1  # copy variants' share in the first stage too (ramped in with the trajectories)
+    reading_weight: float = 0.2  # share of reading screens (3c's, with the media-word loss) in the sft and copy stages
     ramp: float = 0.15  # trajectories ramp in from 0 over this fraction of the steps
     copy_steps: int = 1200  # second stage: typing steps re-written with new quoted phrases (0: skip)
     copy_variants: int = 4  # re-written samples per recorded typing step
@@ -166,6 +172,9 @@ class MiniWoBTinyConfig:
             raise ValueError(f"read_ocr is a share in [0, 1], got {self.read_ocr}")
         if not 0 <= self.random_labels <= 1 or not 0 <= self.sft_copy_weight < 1 - self.grounding_weight:
             raise ValueError("random_labels must lie in [0, 1] and sft_copy_weight in [0, 1 - grounding_weight)")
+        if not 0 <= self.reading_weight < 1 - self.grounding_weight - self.sft_copy_weight:
+            raise ValueError("reading_weight must lie in [0, 1 - grounding_weight - sft_copy_weight) (the trajectories "
+                             f"need a share), got {self.reading_weight}")
         if self.ramp > 0 and self.grounding_weight == 0:
             raise ValueError("a ramp needs synthetic grounding to start from: set grounding_weight > 0 or ramp 0")
 
@@ -220,8 +229,8 @@ class StageData:
     """The samples the stages draw from, decoded / rendered once per process and kept in memory
     (~7 ms a trajectory sample to decode, ~16 ms a synthetic one to render; patches kept as
     uint8, 0.11 MB of patches a sample at 192 patches, ~0.22 MB of process memory with Python's
-    and the allocator's overhead: the default 1000 episodes × 19 tasks peak at 18.1 GB RSS): when
-    both stages run in one process, the second reuses the first's."""
+    and the allocator's overhead: 1000 episodes × 19 tasks peaked at 18.1 GB RSS, the default 600
+    used about 11 GB): when both stages run in one process, the second reuses the first's."""
 
     def __init__(self, config: MiniWoBTinyConfig, cot_run: Path) -> None:
         self.config, self.cot_run = config, cot_run
@@ -258,9 +267,11 @@ class StageData:
         """The copy variants of those episodes."""
         return self._early(self.copies)
 
-    def reading(self) -> Iterator[Sample]:
-        """Endless fresh reading screens (``training.data.reading_screens``), rendered as drawn (~10 ms)."""
-        return reading_samples(None, self.processor, seed=READING_SEED + self.config.seed, ocr=self.config.read_ocr,
+    def reading(self, stage: str = "read") -> Iterator[Sample]:
+        """Endless fresh reading screens (``training.data.reading_screens``), rendered as drawn (~10 ms);
+        each stage draws its own seeds."""
+        seed = READING_SEED + 10_000_000 * list(STAGE_DIRS).index(stage) + self.config.seed
+        return reading_samples(None, self.processor, seed=seed, ocr=self.config.read_ocr,
                                families=dict(self.config.read_families) or None,
                                output_format=str(AGENT_SETTINGS["output_format"]))
 
@@ -293,20 +304,22 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
     copies = (data.replay_copies if read else data.copies) if copy else []
     copy = copy if copies else 0.0  # tasks that type no quoted phrase have no copy variants
     sources: dict[str, Any] = {"trajectories": lambda: iter(trajectories), "copy-variants": lambda: iter(copies),
-                               "synthetic-grounding": lambda: iter(grounding), "reading": data.reading}
+                               "synthetic-grounding": lambda: iter(grounding),
+                               "reading": functools.partial(data.reading, stage)}
     if stage == "sft":
         # Curriculum: synthetic screens first (where things are, from pixels: the tasks' own fixed
-        # layouts would otherwise be memorised instead), then the trajectories (and their copy
-        # variants) ramp in.
-        weights = (("trajectories", 1.0 - config.grounding_weight - copy), ("copy-variants", copy),
-                   ("synthetic-grounding", config.grounding_weight))
+        # layouts would otherwise be memorised instead; reading screens: which word is where), then
+        # the trajectories (and their copy variants) ramp in.
+        reading = config.reading_weight
+        weights = (("trajectories", 1.0 - config.grounding_weight - copy - reading), ("copy-variants", copy),
+                   ("synthetic-grounding", config.grounding_weight), ("reading", reading))
         ramped = tuple(n for n, w in weights[:2] if config.ramp > 0 and w > 0)
         mix = DataMix(tuple((n, w) for n, w in weights if w > 0), ramped=ramped, ramp_start=0.0, ramp_end=config.ramp)
         steps, lr, warmup, model = config.steps, config.lr, config.warmup_steps, config.model
     else:
         # copy: the copy variants' share, the rest as in stage 1; read: the reading screens'
         # share first, then the same split of the rest (the tasks are replayed, not forgotten).
-        reading = config.read_weight if read else 0.0
+        reading = config.read_weight if read else config.reading_weight
         rest = (1.0 - reading) * (1.0 - copy)
         weights = (("reading", reading), ("trajectories", rest * (1.0 - config.grounding_weight)),
                    ("copy-variants", (1.0 - reading) * copy), ("synthetic-grounding", rest * config.grounding_weight))
@@ -324,7 +337,7 @@ def build_trainer(config: MiniWoBTinyConfig, cot_run: Path, stage: str = "sft",
         save_every=config.save_every, seed=config.seed, progress=config.progress)
     vlm = load_model(model, config.seed)
     module = build_train_module(vlm, Stage(stage, "lm", VLM_PARTS),
-                                media_word_weight=config.read_media_words if read else 0.0)
+                                media_word_weight=config.read_media_words if "reading" in mix.names else 0.0)
     images = processor.image_processor
     run_config = {"recipe": "miniwob-tiny", "stage": stage, "pipeline": dataclasses.asdict(config),
                   "model_config": vlm.vl_config.to_dict(), "agent": AGENT_SETTINGS}

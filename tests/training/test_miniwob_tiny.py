@@ -32,6 +32,7 @@ def test_every_part_leaves_its_output(pipeline: tuple[MiniWoBTinyConfig, dict]) 
     assert cot["episodes"] == 4 and cot["train"] >= 4
     metrics = [json.loads(line) for line in (root / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    assert metrics[0]["weights"]["reading"] == config.reading_weight > 0  # reading screens from the first step
     copy = [json.loads(line) for line in (root / "train-copy" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in copy] == [1, 2] and copy[0]["weights"]["copy-variants"] > 0
     read = [json.loads(line) for line in (root / "train-read" / "metrics.jsonl").read_text().splitlines()]
@@ -104,6 +105,8 @@ def test_bad_settings_are_refused_before_anything_runs(tmp_path: Path) -> None:
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.5, sft_copy_weight=0.5)
     with pytest.raises(ValueError, match="ramp needs synthetic"):
         MiniWoBTinyConfig(out=str(tmp_path), grounding_weight=0.0, ramp=0.2)
+    with pytest.raises(ValueError, match="reading_weight"):
+        MiniWoBTinyConfig(out=str(tmp_path), reading_weight=0.75)
     with pytest.raises(ValueError, match="read_weight"):
         MiniWoBTinyConfig(out=str(tmp_path), read_weight=1.0)
     with pytest.raises(ValueError, match="read_media_words"):

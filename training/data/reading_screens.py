@@ -1,8 +1,8 @@
 """Synthetic screens of MiniWoB++'s *reading* tasks, drawn as Chromium draws them, with the box of
 the thing the instruction names.
 
-The shipped model localises well but reads poorly: on held-out seeds it clicks *a* button or *a*
-link, not the named one (click-test-2 at chance between ``ONE`` and ``TWO``). Expert episodes hold
+A model trained on expert episodes alone localises well but reads poorly: it clicks *a* button or
+*a* link, not the named one (click-test-2 at chance between ``ONE`` and ``TWO``). Expert episodes hold
 about one instruction word a screen, so a small model fits them by recalling layouts; these
 screens give it an endless supply of the same four families where only reading finds the target:
 
